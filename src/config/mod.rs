@@ -1,0 +1,1026 @@
+//! The configuration: one TOML file, checked whole before anything runs.
+//!
+//! [`Config::load`] reads the file, refuses unknown keys and wrong types, and checks everything
+//! that can be checked without the network: source names, attribute sources, templates, limits,
+//! the schedule. Each error names the file, the line and the key, and says what to write instead.
+
+mod error;
+mod raw;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::NaiveTime;
+use chrono_tz::Tz;
+use url::Url;
+
+pub use error::ConfigError;
+use error::{Locator, Seg};
+use raw::{RawAttribute, RawConfig, RawSource};
+
+use crate::exist::templates::{self, Template};
+use crate::exist::types::{Group, ValueType};
+use crate::secret::Secret;
+
+/// The environment variable that names the configuration file.
+pub const CONFIG_ENV: &str = "EXIST_AGENT_CONFIG";
+
+/// Exist's public host; the API lives at `{base_url}/api/2/`.
+pub const DEFAULT_BASE_URL: &str = "https://exist.io";
+
+/// A checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// How to reach Exist.
+    pub exist: ExistConfig,
+    /// How the agent runs.
+    pub agent: AgentConfig,
+    /// Where data comes from, in file order; names are unique.
+    pub sources: Vec<SourceConfig>,
+    /// What is pushed to Exist, in file order.
+    pub attributes: Vec<AttributeConfig>,
+}
+
+/// The `[exist]` table.
+#[derive(Debug, Clone)]
+pub struct ExistConfig {
+    /// Exist's host, without the `/api/2/` part.
+    pub base_url: Url,
+    /// The OAuth client id of the user's registered app.
+    pub client_id: String,
+    /// Where the client secret comes from.
+    pub client_secret: ClientSecret,
+    /// The loopback address `login` listens on and Exist redirects to.
+    pub redirect_uri: Url,
+    /// The user's timezone, when configured; otherwise the Exist profile's.
+    pub timezone: Option<Tz>,
+}
+
+/// Where the OAuth client secret is read from.
+#[derive(Debug, Clone)]
+pub enum ClientSecret {
+    /// Written in the config file.
+    Inline(Secret),
+    /// Read from this environment variable when needed.
+    Env(String),
+    /// None configured (enough for `login --token` with a personal token).
+    None,
+}
+
+impl ClientSecret {
+    /// The secret, or why there is none.
+    pub fn resolve(&self) -> Result<Secret, String> {
+        match self {
+            Self::Inline(s) => Ok(s.clone()),
+            Self::Env(var) => std::env::var(var).map(Secret::new).map_err(|_| {
+                format!("the environment variable {var} (exist.client_secret_env) is not set; export it with your Exist app's client secret")
+            }),
+            Self::None => Err("no client secret configured: set exist.client_secret_env (or exist.client_secret)".into()),
+        }
+    }
+}
+
+/// The `[agent]` table.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// When the daemon syncs.
+    pub schedule: Schedule,
+    /// How many days, today included, are re-computed every run (at least 2).
+    pub resync_days: u32,
+    /// Local time at which a day begins.
+    pub day_starts: NaiveTime,
+    /// Where OAuth tokens are kept.
+    pub token_store: TokenStoreKind,
+    /// The state directory, when not the platform's default.
+    pub state_dir: Option<PathBuf>,
+    /// The loopback address the daemon accepts signed notifications on.
+    pub listen: Option<SocketAddr>,
+    /// The shared secret notifications are signed with.
+    pub notify_secret: Option<ClientSecret>,
+}
+
+/// When the daemon runs a sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Schedule {
+    /// Once an hour, at a minute fixed per install.
+    Hourly,
+    /// Once a day.
+    Daily,
+    /// A cron expression (5 fields, or 6 with seconds), in UTC.
+    Cron(String),
+}
+
+/// Where tokens are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenStoreKind {
+    /// The OS keyring, or the file when no keyring service exists.
+    Auto,
+    /// The OS keyring only.
+    Keyring,
+    /// A 0600 file in the state directory.
+    File,
+}
+
+/// One `[[source]]`.
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    /// Unique name, used by attributes and in messages.
+    pub name: String,
+    /// The field holding each record's date or timestamp.
+    pub date_field: String,
+    /// The field holding a record's UTC offset (`-08:00`), if any.
+    pub tz_offset_field: Option<String>,
+    /// How often to pull this source; `None`: every run.
+    pub every: Option<Duration>,
+    /// What kind of source, with its own settings.
+    pub kind: SourceKind,
+}
+
+/// The three kinds of source.
+#[derive(Debug, Clone)]
+pub enum SourceKind {
+    /// A health-data style HTTP API.
+    Http(HttpSourceConfig),
+    /// A CSV or JSON Lines file, read whole.
+    File(FileSourceConfig),
+    /// A program whose standard output is JSON Lines or CSV.
+    Command(CommandSourceConfig),
+}
+
+impl SourceKind {
+    /// The kind's name as written in the file.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Http(_) => "http",
+            Self::File(_) => "file",
+            Self::Command(_) => "command",
+        }
+    }
+}
+
+/// Settings of an `http` source.
+#[derive(Debug, Clone)]
+pub struct HttpSourceConfig {
+    /// The collection's URL (page 1).
+    pub url: Url,
+    /// How the agent authenticates.
+    pub auth: HttpAuth,
+    /// The field with each record's unique id.
+    pub id_field: String,
+    /// The field with each record's last change time.
+    pub updated_field: String,
+    /// Records per page, 1..=500.
+    pub page_limit: u32,
+    /// Longest span of one pull, in days (at most 31).
+    pub window_days: u32,
+    /// Extra query parameters.
+    pub params: BTreeMap<String, String>,
+}
+
+/// How an HTTP source is authenticated; secrets stay in the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpAuth {
+    /// No credentials.
+    None,
+    /// `Authorization: Bearer $VAR`.
+    BearerEnv(String),
+    /// An App Key from `$VAR` as the Basic user with an empty password.
+    BasicUserEnv(String),
+}
+
+/// The format of a file or a command's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordFormat {
+    /// Comma-separated values with a header row.
+    Csv,
+    /// One JSON object per line.
+    JsonLines,
+}
+
+/// Settings of a `file` source.
+#[derive(Debug, Clone)]
+pub struct FileSourceConfig {
+    /// The file, with `~` expanded.
+    pub path: PathBuf,
+    /// Its format (from `format`, else from the extension).
+    pub format: RecordFormat,
+    /// The field with a record's id, if records carry one.
+    pub id_field: Option<String>,
+}
+
+/// Settings of a `command` source.
+#[derive(Debug, Clone)]
+pub struct CommandSourceConfig {
+    /// The program and its arguments (no shell unless the user writes one).
+    pub argv: Vec<String>,
+    /// The format of its standard output.
+    pub format: RecordFormat,
+    /// How long it may run.
+    pub timeout: Duration,
+    /// The field with a record's id, if records carry one.
+    pub id_field: Option<String>,
+}
+
+/// One `[[attribute]]`: an Exist attribute and how its daily value is computed.
+#[derive(Debug, Clone)]
+pub struct AttributeConfig {
+    /// Which Exist attribute.
+    pub target: AttributeTarget,
+    /// The source its records come from.
+    pub source: String,
+    /// The record field aggregated (not needed for `count`).
+    pub field: Option<String>,
+    /// How a day's records become one value.
+    pub aggregate: Aggregate,
+}
+
+impl AttributeConfig {
+    /// The attribute's group.
+    pub fn group(&self) -> Group {
+        match &self.target {
+            AttributeTarget::Template(t) => t.group,
+            AttributeTarget::Existing { group, .. } | AttributeTarget::Custom { group, .. } => {
+                *group
+            }
+        }
+    }
+
+    /// The attribute's value type.
+    pub fn value_type(&self) -> ValueType {
+        match &self.target {
+            AttributeTarget::Template(t) => t.value_type,
+            AttributeTarget::Existing { value_type, .. }
+            | AttributeTarget::Custom { value_type, .. } => *value_type,
+        }
+    }
+
+    /// A stable key for this attribute in the state store, independent of Exist's naming.
+    pub fn key(&self) -> String {
+        match &self.target {
+            AttributeTarget::Template(t) => format!("template:{}", t.name),
+            AttributeTarget::Existing { name, .. } => format!("name:{name}"),
+            AttributeTarget::Custom { label, .. } => format!("custom:{label}"),
+        }
+    }
+
+    /// How the attribute is shown to people before Exist has named it.
+    pub fn display_name(&self) -> String {
+        match &self.target {
+            AttributeTarget::Template(t) => t.name.to_owned(),
+            AttributeTarget::Existing { name, .. } => name.clone(),
+            AttributeTarget::Custom { label, .. } => label.clone(),
+        }
+    }
+}
+
+/// Which Exist attribute an `[[attribute]]` writes.
+#[derive(Debug, Clone)]
+pub enum AttributeTarget {
+    /// A template: acquired, its name is the template's.
+    Template(&'static Template),
+    /// An attribute the user already has, acquired by name.
+    Existing {
+        /// Its Exist name.
+        name: String,
+        /// Its group.
+        group: Group,
+        /// Its value type.
+        value_type: ValueType,
+    },
+    /// A custom attribute: created once; Exist chooses its name.
+    Custom {
+        /// The label shown in Exist.
+        label: String,
+        /// Its group.
+        group: Group,
+        /// Its value type.
+        value_type: ValueType,
+    },
+}
+
+/// How a day's records become one value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aggregate {
+    /// Sum of the field.
+    Sum,
+    /// Number of records.
+    Count,
+    /// Largest value.
+    Max,
+    /// Smallest value.
+    Min,
+    /// Arithmetic mean.
+    Mean,
+    /// The value of the latest record.
+    Last,
+}
+
+impl Aggregate {
+    const NAMES: [(&'static str, Aggregate); 6] = [
+        ("sum", Self::Sum),
+        ("count", Self::Count),
+        ("max", Self::Max),
+        ("min", Self::Min),
+        ("mean", Self::Mean),
+        ("last", Self::Last),
+    ];
+
+    fn from_name(name: &str) -> Option<Self> {
+        Self::NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, a)| *a)
+    }
+}
+
+impl Config {
+    /// Reads and checks the configuration file at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_owned(),
+            line: None,
+            key: String::new(),
+            problem: format!("cannot read the configuration file: {e}"),
+            fix: format!(
+                "create it (see config.example.toml), or point --config or {CONFIG_ENV} at your file"
+            ),
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Checks configuration `text` as if read from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let loc = Locator::new(path, text);
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let key = e.span().map(|s| loc.key_at(s.start)).unwrap_or_default();
+            let (problem, fix) = explain_toml_error(e.message());
+            loc.error_at(e.span(), key, problem, fix)
+        })?;
+        Self::from_raw(path, &loc, raw)
+    }
+
+    fn from_raw(path: &Path, loc: &Locator<'_>, raw: RawConfig) -> Result<Self, ConfigError> {
+        let exist = check_exist(loc, raw.exist)?;
+        let agent = check_agent(loc, raw.agent)?;
+        let mut sources = Vec::with_capacity(raw.source.len());
+        for (i, s) in raw.source.into_iter().enumerate() {
+            let source = check_source(loc, i, s)?;
+            if sources.iter().any(|o: &SourceConfig| o.name == source.name) {
+                return Err(loc.error(
+                    &[Seg::Key("source"), Seg::Index(i), Seg::Key("name")],
+                    format!("a second source is named \"{}\"", source.name),
+                    "give every [[source]] a unique name",
+                ));
+            }
+            sources.push(source);
+        }
+        let mut attributes = Vec::with_capacity(raw.attribute.len());
+        let mut keys = BTreeSet::new();
+        for (i, a) in raw.attribute.into_iter().enumerate() {
+            let attribute = check_attribute(loc, i, a, &sources)?;
+            if !keys.insert(attribute.key()) {
+                return Err(loc.error(
+                    &[Seg::Key("attribute"), Seg::Index(i)],
+                    format!(
+                        "attribute \"{}\" is configured twice",
+                        attribute.display_name()
+                    ),
+                    "keep one [[attribute]] per Exist attribute (one value per day each)",
+                ));
+            }
+            attributes.push(attribute);
+        }
+        Ok(Self {
+            path: path.to_owned(),
+            exist,
+            agent,
+            sources,
+            attributes,
+        })
+    }
+
+    /// The OAuth scopes this configuration needs: one write scope per group it writes, sorted.
+    pub fn scopes(&self) -> Vec<String> {
+        let groups: BTreeSet<Group> = self.attributes.iter().map(AttributeConfig::group).collect();
+        groups.into_iter().map(Group::write_scope).collect()
+    }
+
+    /// The source called `name`.
+    pub fn source(&self, name: &str) -> Option<&SourceConfig> {
+        self.sources.iter().find(|s| s.name == name)
+    }
+
+    /// The state directory: configured, or the platform's.
+    pub fn state_dir(&self) -> PathBuf {
+        self.agent
+            .state_dir
+            .clone()
+            .unwrap_or_else(default_state_dir)
+    }
+}
+
+/// The platform's configuration file path, e.g. `~/.config/exist-agent/config.toml`.
+pub fn default_config_path() -> PathBuf {
+    project_dirs()
+        .map(|d| d.config_dir().join("config.toml"))
+        .unwrap_or_else(|| PathBuf::from("exist-agent.toml"))
+}
+
+/// The platform's state directory, e.g. `~/.local/state/exist-agent`.
+pub fn default_state_dir() -> PathBuf {
+    project_dirs()
+        .map(|d| {
+            d.state_dir()
+                .unwrap_or_else(|| d.data_local_dir())
+                .to_owned()
+        })
+        .unwrap_or_else(|| PathBuf::from(".exist-agent"))
+}
+
+fn project_dirs() -> Option<directories::ProjectDirs> {
+    directories::ProjectDirs::from("io", "exist", "exist-agent")
+}
+
+/// Expands a leading `~/` to the home directory.
+pub fn expand_home(path: &str) -> PathBuf {
+    match (path.strip_prefix("~/"), directories::BaseDirs::new()) {
+        (Some(rest), Some(dirs)) => dirs.home_dir().join(rest),
+        _ => PathBuf::from(path),
+    }
+}
+
+fn explain_toml_error(message: &str) -> (String, String) {
+    let message = message.trim().to_owned();
+    let fix = if let Some(rest) = message.strip_prefix("unknown field") {
+        let expected = rest
+            .split_once("expected")
+            .map(|(_, e)| e.trim())
+            .unwrap_or("");
+        format!("remove or rename the key; the keys allowed here are {expected}")
+    } else if message.starts_with("missing field") {
+        "add the key (see config.example.toml)".to_owned()
+    } else if message.starts_with("invalid type") {
+        "write the value with the type shown (strings in quotes, numbers bare)".to_owned()
+    } else {
+        "fix the TOML syntax at that line".to_owned()
+    };
+    (message, fix)
+}
+
+fn check_exist(loc: &Locator<'_>, raw: raw::RawExist) -> Result<ExistConfig, ConfigError> {
+    let at = |k| [Seg::Key("exist"), Seg::Key(k)];
+    let base_url = parse_url(
+        loc,
+        &at("base_url"),
+        raw.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL),
+    )?;
+    let redirect_uri = parse_url(
+        loc,
+        &at("redirect_uri"),
+        raw.redirect_uri
+            .as_deref()
+            .unwrap_or("http://localhost:8000/"),
+    )?;
+    if !is_loopback(&redirect_uri) {
+        return Err(loc.error(
+            &at("redirect_uri"),
+            format!("{redirect_uri} is not a loopback address; login listens on it"),
+            "use http://localhost:PORT/ or http://127.0.0.1:PORT/ and register the same URI in your Exist app",
+        ));
+    }
+    if raw.client_id.trim().is_empty() {
+        return Err(loc.error(
+            &at("client_id"),
+            "is empty",
+            "copy your Exist app's client id",
+        ));
+    }
+    let client_secret = match (raw.client_secret, raw.client_secret_env) {
+        (Some(_), Some(_)) => {
+            return Err(loc.error(
+                &at("client_secret"),
+                "both client_secret and client_secret_env are set",
+                "keep one; client_secret_env keeps the secret out of the file",
+            ))
+        }
+        (Some(s), None) => ClientSecret::Inline(Secret::new(s)),
+        (None, Some(var)) => ClientSecret::Env(var),
+        (None, None) => ClientSecret::None,
+    };
+    let timezone = match raw.timezone {
+        None => None,
+        Some(tz) => Some(tz.parse::<Tz>().map_err(|_| {
+            loc.error(
+                &at("timezone"),
+                format!("\"{tz}\" is not an IANA timezone"),
+                "write a name such as \"Europe/Berlin\" or \"America/New_York\", or remove it to use your Exist profile's",
+            )
+        })?),
+    };
+    Ok(ExistConfig {
+        base_url,
+        client_id: raw.client_id,
+        client_secret,
+        redirect_uri,
+        timezone,
+    })
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+fn parse_url(loc: &Locator<'_>, path: &[Seg<'_>], text: &str) -> Result<Url, ConfigError> {
+    match Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(url),
+        _ => Err(loc.error(
+            path,
+            format!("\"{text}\" is not an http(s) URL"),
+            "write a full URL such as \"https://exist.io\"",
+        )),
+    }
+}
+
+fn check_agent(loc: &Locator<'_>, raw: raw::RawAgent) -> Result<AgentConfig, ConfigError> {
+    let at = |k| [Seg::Key("agent"), Seg::Key(k)];
+    let schedule = match raw.schedule.as_deref().unwrap_or("hourly") {
+        "hourly" => Schedule::Hourly,
+        "daily" => Schedule::Daily,
+        expr => {
+            croner::parser::CronParser::builder()
+                .seconds(croner::parser::Seconds::Optional)
+                .build()
+                .parse(expr)
+                .map_err(|e| {
+                    loc.error(
+                        &at("schedule"),
+                        format!("\"{expr}\" is not a cron expression: {e}"),
+                        "write \"hourly\", \"daily\", or a cron expression such as \"17 * * * *\" (minute hour day month weekday, UTC)",
+                    )
+                })?;
+            Schedule::Cron(expr.to_owned())
+        }
+    };
+    let resync_days = match raw.resync_days {
+        None => 2,
+        Some(n @ 2..=366) => n as u32,
+        Some(n) => {
+            return Err(loc.error(
+                &at("resync_days"),
+                format!("{n} is too {}", if n < 2 { "small" } else { "large" }),
+                "write a number from 2 (today and yesterday, as Exist asks) to 366",
+            ))
+        }
+    };
+    let day_starts = match raw.day_starts.as_deref() {
+        None => NaiveTime::MIN,
+        Some(t) => NaiveTime::parse_from_str(t, "%H:%M").map_err(|_| {
+            loc.error(
+                &at("day_starts"),
+                format!("\"{t}\" is not a time of day"),
+                "write HH:MM, e.g. \"05:00\" to count 00:00-04:59 toward the day before",
+            )
+        })?,
+    };
+    let token_store = match raw.token_store.as_deref().unwrap_or("auto") {
+        "auto" => TokenStoreKind::Auto,
+        "keyring" => TokenStoreKind::Keyring,
+        "file" => TokenStoreKind::File,
+        other => {
+            return Err(loc.error(
+                &at("token_store"),
+                format!("\"{other}\" is not a token store"),
+                "write \"auto\", \"keyring\" or \"file\"",
+            ))
+        }
+    };
+    let listen = match raw.listen {
+        None => None,
+        Some(addr) => match addr.parse::<SocketAddr>() {
+            Ok(a) if a.ip().is_loopback() => Some(a),
+            _ => {
+                return Err(loc.error(
+                    &at("listen"),
+                    format!("\"{addr}\" is not a loopback address with a port"),
+                    "write \"127.0.0.1:PORT\"; notifications are only accepted on loopback",
+                ))
+            }
+        },
+    };
+    let notify_secret = match (raw.notify_secret, raw.notify_secret_env) {
+        (Some(s), None) => Some(ClientSecret::Inline(Secret::new(s))),
+        (None, Some(v)) => Some(ClientSecret::Env(v)),
+        (None, None) => None,
+        (Some(_), Some(_)) => {
+            return Err(loc.error(
+                &at("notify_secret"),
+                "both notify_secret and notify_secret_env are set",
+                "keep one",
+            ))
+        }
+    };
+    if listen.is_some() && notify_secret.is_none() {
+        return Err(loc.error(
+            &at("listen"),
+            "notifications need a shared secret",
+            "add notify_secret_env = \"VAR\" (or notify_secret) to [agent]",
+        ));
+    }
+    Ok(AgentConfig {
+        schedule,
+        resync_days,
+        day_starts,
+        token_store,
+        state_dir: raw.state_dir.as_deref().map(expand_home),
+        listen,
+        notify_secret,
+    })
+}
+
+/// The keys each kind accepts beyond the common ones.
+const HTTP_KEYS: &[&str] = &[
+    "url",
+    "token_env",
+    "basic_user_env",
+    "id_field",
+    "updated_field",
+    "page_limit",
+    "window_days",
+    "params",
+];
+const FILE_KEYS: &[&str] = &["path", "format", "id_field"];
+const COMMAND_KEYS: &[&str] = &["command", "format", "timeout", "id_field"];
+
+fn check_source(loc: &Locator<'_>, i: usize, raw: RawSource) -> Result<SourceConfig, ConfigError> {
+    let at = |k| [Seg::Key("source"), Seg::Index(i), Seg::Key(k)];
+    let err = |k, problem: String, fix: &str| loc.error(&at(k), problem, fix);
+    if raw.name.is_empty()
+        || !raw
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(err(
+            "name",
+            format!("\"{}\" is not a usable source name", raw.name),
+            "use letters, digits, `_` or `-`",
+        ));
+    }
+    let allowed = match raw.kind.as_str() {
+        "http" => HTTP_KEYS,
+        "file" => FILE_KEYS,
+        "command" => COMMAND_KEYS,
+        other => {
+            return Err(err(
+                "kind",
+                format!("\"{other}\" is not a source kind"),
+                "write \"http\", \"file\" or \"command\"",
+            ));
+        }
+    };
+    let present = [
+        ("url", raw.url.is_some()),
+        ("token_env", raw.token_env.is_some()),
+        ("basic_user_env", raw.basic_user_env.is_some()),
+        ("id_field", raw.id_field.is_some()),
+        ("updated_field", raw.updated_field.is_some()),
+        ("page_limit", raw.page_limit.is_some()),
+        ("window_days", raw.window_days.is_some()),
+        ("params", raw.params.is_some()),
+        ("path", raw.path.is_some()),
+        ("format", raw.format.is_some()),
+        ("command", raw.command.is_some()),
+        ("timeout", raw.timeout.is_some()),
+    ];
+    if let Some((key, _)) = present.iter().find(|(k, set)| *set && !allowed.contains(k)) {
+        return Err(err(
+            key,
+            format!("`{key}` does not apply to a {} source", raw.kind),
+            &format!(
+                "remove it; a {} source takes {}",
+                raw.kind,
+                allowed.join(", ")
+            ),
+        ));
+    }
+    let every = match &raw.every {
+        None => None,
+        Some(text) => Some(humantime::parse_duration(text).map_err(|_| {
+            err(
+                "every",
+                format!("\"{text}\" is not a duration"),
+                "write e.g. \"1h\", \"30m\" or \"1day\"",
+            )
+        })?),
+    };
+    let kind = match raw.kind.as_str() {
+        "http" => SourceKind::Http(check_http(loc, i, &raw)?),
+        "file" => {
+            let Some(path) = &raw.path else {
+                return Err(loc.error(
+                    &[Seg::Key("source"), Seg::Index(i)],
+                    "a file source needs `path`",
+                    "add path = \"~/data.csv\"",
+                ));
+            };
+            let path = expand_home(path);
+            let format = check_format(loc, i, raw.format.as_deref(), Some(&path))?;
+            SourceKind::File(FileSourceConfig {
+                path,
+                format,
+                id_field: raw.id_field.clone(),
+            })
+        }
+        _ => {
+            let argv = raw.command.clone().unwrap_or_default();
+            if argv.is_empty() || argv[0].is_empty() {
+                return Err(loc.error(
+                    &[Seg::Key("source"), Seg::Index(i)],
+                    "a command source needs a non-empty `command`",
+                    "add command = [\"program\", \"arg\"] (use [\"sh\", \"-c\", \"...\"] for a shell line)",
+                ));
+            }
+            let timeout = match &raw.timeout {
+                None => Duration::from_secs(60),
+                Some(t) => humantime::parse_duration(t).map_err(|_| {
+                    err(
+                        "timeout",
+                        format!("\"{t}\" is not a duration"),
+                        "write e.g. \"30s\" or \"2m\"",
+                    )
+                })?,
+            };
+            let format = check_format(loc, i, raw.format.as_deref(), None)?;
+            SourceKind::Command(CommandSourceConfig {
+                argv,
+                format,
+                timeout,
+                id_field: raw.id_field.clone(),
+            })
+        }
+    };
+    Ok(SourceConfig {
+        name: raw.name,
+        date_field: raw.date_field,
+        tz_offset_field: raw.tz_offset_field,
+        every,
+        kind,
+    })
+}
+
+fn check_http(
+    loc: &Locator<'_>,
+    i: usize,
+    raw: &RawSource,
+) -> Result<HttpSourceConfig, ConfigError> {
+    let at = |k| [Seg::Key("source"), Seg::Index(i), Seg::Key(k)];
+    let Some(url) = &raw.url else {
+        return Err(loc.error(
+            &[Seg::Key("source"), Seg::Index(i)],
+            "an http source needs `url`",
+            "add url = \"https://api.example.com/v1/human/activities\"",
+        ));
+    };
+    let url = parse_url(loc, &at("url"), url)?;
+    let auth = match (&raw.token_env, &raw.basic_user_env) {
+        (Some(_), Some(_)) => {
+            return Err(loc.error(
+                &at("basic_user_env"),
+                "both token_env and basic_user_env are set",
+                "keep one: token_env for a Bearer token, basic_user_env for an App Key",
+            ))
+        }
+        (Some(v), None) => HttpAuth::BearerEnv(v.clone()),
+        (None, Some(v)) => HttpAuth::BasicUserEnv(v.clone()),
+        (None, None) => HttpAuth::None,
+    };
+    let page_limit = match raw.page_limit {
+        None => 500,
+        Some(n @ 1..=500) => n as u32,
+        Some(n) => {
+            return Err(loc.error(
+                &at("page_limit"),
+                format!("{n} is outside 1..=500"),
+                "write a number from 1 to 500 (the API's largest page is 500)",
+            ))
+        }
+    };
+    let window_days = match raw.window_days {
+        None => 31,
+        Some(n @ 1..=31) => n as u32,
+        Some(n) => {
+            return Err(loc.error(
+                &at("window_days"),
+                format!("{n} is outside 1..=31"),
+                "write a number from 1 to 31 (one query may span at most 31 days)",
+            ))
+        }
+    };
+    Ok(HttpSourceConfig {
+        url,
+        auth,
+        id_field: raw.id_field.clone().unwrap_or_else(|| "id".into()),
+        updated_field: raw
+            .updated_field
+            .clone()
+            .unwrap_or_else(|| "updatedAt".into()),
+        page_limit,
+        window_days,
+        params: raw.params.clone().unwrap_or_default(),
+    })
+}
+
+fn check_format(
+    loc: &Locator<'_>,
+    i: usize,
+    format: Option<&str>,
+    path: Option<&Path>,
+) -> Result<RecordFormat, ConfigError> {
+    let from_ext = path
+        .and_then(|p| p.extension())
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match format.or(from_ext.as_deref()) {
+        Some("csv") => Ok(RecordFormat::Csv),
+        Some("jsonl" | "ndjson" | "json") | None => Ok(RecordFormat::JsonLines),
+        Some(other) => Err(loc.error(
+            &[Seg::Key("source"), Seg::Index(i), Seg::Key("format")],
+            format!("\"{other}\" is not a record format"),
+            "write format = \"csv\" or format = \"jsonl\"",
+        )),
+    }
+}
+
+fn check_attribute(
+    loc: &Locator<'_>,
+    i: usize,
+    raw: RawAttribute,
+    sources: &[SourceConfig],
+) -> Result<AttributeConfig, ConfigError> {
+    let at = |k| [Seg::Key("attribute"), Seg::Index(i), Seg::Key(k)];
+    let here = [Seg::Key("attribute"), Seg::Index(i)];
+    let group = |loc: &Locator<'_>, g: &Option<String>| -> Result<Group, ConfigError> {
+        let Some(g) = g else {
+            return Err(loc.error(
+                &here,
+                "needs `group`",
+                format!("add group = \"...\", one of {}", group_list()),
+            ));
+        };
+        Group::from_name(g).ok_or_else(|| {
+            loc.error(
+                &at("group"),
+                format!("\"{g}\" is not an Exist group"),
+                format!("write one of {}", group_list()),
+            )
+        })
+    };
+    let value_type =
+        |loc: &Locator<'_>, v: &Option<String>, custom: bool| -> Result<ValueType, ConfigError> {
+            let choices =
+                "integer, float, string, duration, time_of_day, percentage, boolean or scale";
+            let Some(v) = v else {
+                return Err(loc.error(
+                    &here,
+                    "needs `value_type`",
+                    format!("add value_type = \"...\": {choices}"),
+                ));
+            };
+            match ValueType::from_config_name(v) {
+                Some(ValueType::TimeOfDayFromMidday) if custom => Err(loc.error(
+                    &at("value_type"),
+                    "time_of_day_midday is for templates only",
+                    format!("write one of {choices}"),
+                )),
+                Some(t) => Ok(t),
+                None => Err(loc.error(
+                    &at("value_type"),
+                    format!("\"{v}\" is not a value type"),
+                    format!("write one of {choices}"),
+                )),
+            }
+        };
+    let target = match (&raw.template, &raw.name, &raw.label) {
+        (Some(t), None, None) => {
+            if raw.group.is_some() || raw.value_type.is_some() {
+                return Err(loc.error(
+                    &at(if raw.group.is_some() {
+                        "group"
+                    } else {
+                        "value_type"
+                    }),
+                    "a template has its own group and value type",
+                    "remove group and value_type from this attribute",
+                ));
+            }
+            let template = templates::find(t).ok_or_else(|| {
+                let hint = match templates::suggest(t).as_slice() {
+                    [] => "use a template from Exist's list (see the README), or a custom attribute with label, group and value_type".to_owned(),
+                    close => format!("did you mean {}? Or use a custom attribute with label, group and value_type", close.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(" or ")),
+                };
+                loc.error(&at("template"), format!("\"{t}\" is not an Exist template"), hint)
+            })?;
+            AttributeTarget::Template(template)
+        }
+        (None, Some(name), None) => {
+            if crate::exist::types::AttributeName::new(name.as_str()).is_err() {
+                return Err(loc.error(
+                    &at("name"),
+                    format!("\"{name}\" is not an Exist attribute name"),
+                    "write the name as Exist shows it: lowercase letters, digits and `_`",
+                ));
+            }
+            AttributeTarget::Existing {
+                name: name.clone(),
+                group: group(loc, &raw.group)?,
+                value_type: value_type(loc, &raw.value_type, false)?,
+            }
+        }
+        (None, None, Some(label)) => {
+            if crate::exist::types::AttributeName::slug_of(label).is_err() {
+                return Err(loc.error(
+                    &at("label"),
+                    format!("\"{label}\" has no letters or digits"),
+                    "write a label such as \"Espressos\"",
+                ));
+            }
+            AttributeTarget::Custom {
+                label: label.clone(),
+                group: group(loc, &raw.group)?,
+                value_type: value_type(loc, &raw.value_type, true)?,
+            }
+        }
+        _ => {
+            return Err(loc.error(&here, "needs exactly one of `template`, `name` or `label`", "write template = \"steps\" for a template, name = \"...\" for an attribute you already have, or label = \"...\" (with group and value_type) for a custom one"));
+        }
+    };
+    if !sources.iter().any(|s| s.name == raw.source) {
+        let known: Vec<_> = sources.iter().map(|s| format!("\"{}\"", s.name)).collect();
+        let fix = if known.is_empty() {
+            "add a [[source]] with that name".to_owned()
+        } else {
+            format!(
+                "write one of {} or add a [[source]] named \"{}\"",
+                known.join(", "),
+                raw.source
+            )
+        };
+        return Err(loc.error(
+            &at("source"),
+            format!("no source is named \"{}\"", raw.source),
+            fix,
+        ));
+    }
+    let aggregate = Aggregate::from_name(&raw.aggregate).ok_or_else(|| {
+        loc.error(
+            &at("aggregate"),
+            format!("\"{}\" is not an aggregate", raw.aggregate),
+            "write sum, count, max, min, mean or last",
+        )
+    })?;
+    let attribute = AttributeConfig {
+        target,
+        source: raw.source,
+        field: raw.field,
+        aggregate,
+    };
+    if attribute.field.is_none() && aggregate != Aggregate::Count {
+        return Err(loc.error(
+            &here,
+            format!("`{}` needs the record `field` to aggregate", raw.aggregate),
+            "add field = \"...\", or use aggregate = \"count\"",
+        ));
+    }
+    let vt = attribute.value_type();
+    if vt == ValueType::String && !matches!(aggregate, Aggregate::Last) {
+        return Err(loc.error(
+            &at("aggregate"),
+            format!(
+                "a string attribute cannot be aggregated with `{}`",
+                raw.aggregate
+            ),
+            "use aggregate = \"last\"",
+        ));
+    }
+    Ok(attribute)
+}
+
+fn group_list() -> String {
+    Group::ALL
+        .iter()
+        .map(|g| g.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,19 @@
+//! `exist-agent`: reads a person's data from sources, turns it into daily values in the person's
+//! own timezone, and pushes them to [Exist](https://exist.io) the way Exist asks writers to behave.
+//!
+//! The crate is a library with a thin binary. One module per concept:
+//! - [`config`]: the TOML configuration, checked whole before anything runs;
+//! - [`exist`]: Exist's types, API client, OAuth login and token cache;
+//! - [`sources`]: HTTP, file and command sources;
+//! - [`sync`]: the engine from records to daily values, the ledger and the outbox;
+//! - [`store`]: the SQLite state database;
+//! - [`sandbox`]: a strict local Exist-compatible server for tests and the demo.
+#![warn(missing_docs)]
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod exist;
+pub mod logging;
+pub mod secret;
