@@ -1,7 +1,7 @@
 //! Runs the command the user asked for: loads the configuration, opens the state, and calls the
 //! module that does the work.
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use crate::cli::{Cli, Command};
 use crate::config::{self, Config};
@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 
 /// Runs one command line to completion.
 pub fn run(cli: Cli) -> Result<()> {
-    let Some(command) = cli.command() else {
+    let Some(command) = cli.effective_command() else {
         return Err(Error::Usage(
             "no command given; see `exist-agent --help`".into(),
         ));
@@ -33,7 +33,7 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 /// Checks the configuration (so its errors show now), then reports the command as not yet built.
-fn not_yet(name: &'static str, config_path: &PathBuf) -> Result<()> {
+fn not_yet(name: &'static str, config_path: &Path) -> Result<()> {
     Config::load(config_path)?;
     Err(Error::NotImplemented(name))
 }

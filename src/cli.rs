@@ -51,7 +51,7 @@ impl Cli {
     }
 
     /// The command to run, with `--once` alone meaning `run --once`.
-    pub fn command(&self) -> Option<Command> {
+    pub fn effective_command(&self) -> Option<Command> {
         match (&self.command, self.once) {
             (Some(c), _) => Some(c.clone()),
             (None, true) => Some(Command::Run(RunArgs {
@@ -198,7 +198,7 @@ mod tests {
     fn bare_once_means_run_once() {
         let cli = Cli::try_parse_from(["exist-agent", "--once"]).unwrap();
         assert!(matches!(
-            cli.command(),
+            cli.effective_command(),
             Some(Command::Run(RunArgs { once: true, .. }))
         ));
     }

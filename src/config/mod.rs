@@ -405,8 +405,12 @@ impl Config {
 
     /// The OAuth scopes this configuration needs: one write scope per group it writes, sorted.
     pub fn scopes(&self) -> Vec<String> {
-        let groups: BTreeSet<Group> = self.attributes.iter().map(AttributeConfig::group).collect();
-        groups.into_iter().map(Group::write_scope).collect()
+        let scopes: BTreeSet<String> = self
+            .attributes
+            .iter()
+            .map(|a| a.group().write_scope())
+            .collect();
+        scopes.into_iter().collect()
     }
 
     /// The source called `name`.

@@ -1,1 +1,264 @@
+use super::*;
 
+const MINIMAL: &str = r#"
+[exist]
+client_id = "abc"
+
+[[source]]
+name = "health"
+kind = "http"
+url = "https://api.example.com/v1/human/activities"
+date_field = "startTime"
+
+[[attribute]]
+template = "steps"
+source = "health"
+field = "steps"
+aggregate = "sum"
+"#;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(Path::new("/etc/test.toml"), text)
+}
+
+fn error(text: &str) -> ConfigError {
+    parse(text).expect_err("configuration should be refused")
+}
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(c.exist.base_url.as_str(), "https://exist.io/");
+    assert_eq!(c.agent.resync_days, 2);
+    assert_eq!(c.agent.schedule, Schedule::Hourly);
+    assert_eq!(c.agent.token_store, TokenStoreKind::Auto);
+    let SourceKind::Http(h) = &c.sources[0].kind else {
+        panic!()
+    };
+    assert_eq!((h.page_limit, h.window_days), (500, 31));
+    assert_eq!(c.scopes(), ["activity_write"]);
+}
+
+#[test]
+fn example_config_parses_and_documents_every_key() {
+    let text = include_str!("../../config.example.toml");
+    let c = parse(text).unwrap();
+    assert_eq!(c.sources.len(), 3);
+    assert_eq!(c.attributes.len(), 3);
+    assert_eq!(
+        c.scopes(),
+        ["activity_write", "food_write", "productivity_write"]
+    );
+    let documented = |key: &str| {
+        text.lines().any(|l| {
+            l.trim_start()
+                .trim_start_matches("# ")
+                .starts_with(&format!("{key} ="))
+        })
+    };
+    let every_key = [
+        "base_url",
+        "client_id",
+        "client_secret_env",
+        "client_secret",
+        "redirect_uri",
+        "timezone",
+        "schedule",
+        "resync_days",
+        "day_starts",
+        "token_store",
+        "state_dir",
+        "listen",
+        "notify_secret_env",
+        "name",
+        "kind",
+        "url",
+        "token_env",
+        "id_field",
+        "date_field",
+        "tz_offset_field",
+        "updated_field",
+        "page_limit",
+        "window_days",
+        "every",
+        "params",
+        "path",
+        "format",
+        "command",
+        "timeout",
+        "template",
+        "source",
+        "field",
+        "aggregate",
+        "label",
+        "group",
+        "value_type",
+    ];
+    let missing: Vec<_> = every_key.iter().filter(|k| !documented(k)).collect();
+    assert!(
+        missing.is_empty(),
+        "config.example.toml does not document {missing:?}"
+    );
+}
+
+#[test]
+fn scopes_follow_attribute_groups() {
+    let text = format!("{MINIMAL}\n[[attribute]]\nlabel = \"Naps\"\ngroup = \"sleep\"\nvalue_type = \"integer\"\nsource = \"health\"\naggregate = \"count\"\n\n[[attribute]]\ntemplate = \"mood\"\nsource = \"health\"\nfield = \"m\"\naggregate = \"last\"\n");
+    assert_eq!(
+        parse(&text).unwrap().scopes(),
+        ["activity_write", "mood_write", "sleep_write"]
+    );
+}
+
+#[test]
+fn unknown_key_names_line_and_key() {
+    let e = error(&MINIMAL.replace(
+        "date_field = \"startTime\"",
+        "date_field = \"startTime\"\npage_limt = 5",
+    ));
+    assert_eq!(e.line, Some(10));
+    assert_eq!(e.key, "source.page_limt");
+    assert!(e.problem.contains("unknown field `page_limt`"), "{e}");
+    assert!(e.fix.contains("page_limit"), "{e}");
+}
+
+#[test]
+fn wrong_type_names_line_and_key() {
+    let e = error(&MINIMAL.replace("client_id = \"abc\"", "client_id = 12"));
+    assert_eq!(e.line, Some(3));
+    assert_eq!(e.key, "exist.client_id");
+    assert!(e.problem.contains("invalid type"), "{e}");
+}
+
+#[test]
+fn duplicate_source_name() {
+    let e = error(&format!("{MINIMAL}\n[[source]]\nname = \"health\"\nkind = \"file\"\npath = \"x.csv\"\ndate_field = \"d\"\n"));
+    assert_eq!(e.key, "source[2].name");
+    assert_eq!(e.line, Some(18));
+    assert!(e.problem.contains("\"health\""));
+}
+
+#[test]
+fn attribute_with_missing_source() {
+    let e = error(&MINIMAL.replace("source = \"health\"", "source = \"helth\""));
+    assert_eq!(e.key, "attribute[1].source");
+    assert_eq!(e.line, Some(13));
+    assert!(e.problem.contains("no source is named \"helth\""));
+    assert!(e.fix.contains("\"health\""));
+}
+
+#[test]
+fn unknown_template_suggests_close_ones() {
+    let e = error(&MINIMAL.replace("template = \"steps\"", "template = \"stepz\""));
+    assert_eq!(e.key, "attribute[1].template");
+    assert_eq!(e.line, Some(12));
+    assert!(e.fix.contains("\"steps\""), "{e}");
+}
+
+#[test]
+fn page_limit_out_of_range() {
+    for bad in ["0", "501"] {
+        let e = error(&MINIMAL.replace(
+            "date_field = \"startTime\"",
+            &format!("date_field = \"startTime\"\npage_limit = {bad}"),
+        ));
+        assert_eq!(e.key, "source[1].page_limit");
+        assert_eq!(e.line, Some(10));
+        assert!(e.fix.contains("1 to 500"));
+    }
+}
+
+#[test]
+fn resync_days_below_two() {
+    let e = error(&MINIMAL.replace("[[source]]", "[agent]\nresync_days = 1\n\n[[source]]"));
+    assert_eq!(e.key, "agent.resync_days");
+    assert_eq!(e.line, Some(6));
+    assert!(e.fix.contains("from 2"));
+}
+
+#[test]
+fn bad_cron_expression() {
+    let e = error(&MINIMAL.replace(
+        "[[source]]",
+        "[agent]\nschedule = \"every tuesday\"\n\n[[source]]",
+    ));
+    assert_eq!(e.key, "agent.schedule");
+    assert_eq!(e.line, Some(6));
+    assert!(e.fix.contains("cron expression"));
+    assert!(parse(&MINIMAL.replace(
+        "[[source]]",
+        "[agent]\nschedule = \"17 */2 * * *\"\n\n[[source]]"
+    ))
+    .is_ok());
+}
+
+#[test]
+fn kind_specific_keys_are_checked() {
+    let e = error(&MINIMAL.replace(
+        "date_field = \"startTime\"",
+        "date_field = \"startTime\"\ncommand = [\"ls\"]",
+    ));
+    assert_eq!(e.key, "source[1].command");
+    assert!(e.problem.contains("does not apply to a http source"));
+    let e = error(&MINIMAL.replace(
+        "url = \"https://api.example.com/v1/human/activities\"\n",
+        "",
+    ));
+    assert!(e.problem.contains("needs `url`"));
+}
+
+#[test]
+fn attributes_need_exactly_one_target_and_a_field() {
+    let e = error(&MINIMAL.replace(
+        "template = \"steps\"",
+        "template = \"steps\"\nlabel = \"Steps\"",
+    ));
+    assert!(e.problem.contains("exactly one of"));
+    let e = error(&MINIMAL.replace("field = \"steps\"\n", ""));
+    assert!(e.problem.contains("needs the record `field`"));
+    let e = error(&MINIMAL.replace(
+        "template = \"steps\"",
+        "label = \"X\"\ngroup = \"food\"\nvalue_type = \"time_of_day_midday\"",
+    ));
+    assert!(e.problem.contains("templates only"));
+}
+
+#[test]
+fn timezone_and_redirect_are_checked() {
+    let e = error(&MINIMAL.replace(
+        "client_id = \"abc\"",
+        "client_id = \"abc\"\ntimezone = \"Mars/Olympus\"",
+    ));
+    assert_eq!(e.key, "exist.timezone");
+    let e = error(&MINIMAL.replace(
+        "client_id = \"abc\"",
+        "client_id = \"abc\"\nredirect_uri = \"https://example.com/cb\"",
+    ));
+    assert_eq!(e.key, "exist.redirect_uri");
+    assert!(e.problem.contains("not a loopback"));
+}
+
+#[test]
+fn display_names_file_line_key_and_fix() {
+    let e = error(&MINIMAL.replace("template = \"steps\"", "template = \"stepz\""));
+    let text = e.to_string();
+    assert!(
+        text.starts_with("/etc/test.toml:12: key `attribute[1].template`: "),
+        "{text}"
+    );
+    assert!(text.contains("\n  fix: did you mean"), "{text}");
+}
+
+#[test]
+fn secrets_in_config_are_redacted_in_debug_output() {
+    let c = parse(&MINIMAL.replace(
+        "client_id = \"abc\"",
+        "client_id = \"abc\"\nclient_secret = \"s3cr3t-value\"",
+    ))
+    .unwrap();
+    assert!(!format!("{c:?}").contains("s3cr3t-value"));
+    assert_eq!(
+        c.exist.client_secret.resolve().unwrap().expose(),
+        "s3cr3t-value"
+    );
+}

@@ -1,0 +1,98 @@
+//! Per-source pull state: the `updated_since` cursor, how far back history was pulled, and the
+//! outcome of the last pull.
+
+use chrono::{DateTime, Utc};
+use rusqlite::OptionalExtension;
+
+use super::{StoreError, Tx};
+
+/// One source's pull state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cursor {
+    /// Records changed at or after this time have not been pulled yet.
+    pub updated_since: Option<DateTime<Utc>>,
+    /// The oldest change time ever pulled: `--full` re-pulls from here.
+    pub history_start: Option<DateTime<Utc>>,
+    /// When the last pull finished.
+    pub last_pull_at: Option<DateTime<Utc>>,
+    /// Why the last pull failed, if it did.
+    pub last_error: Option<String>,
+}
+
+fn parse(text: Option<String>) -> Option<DateTime<Utc>> {
+    text.and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn text(t: Option<DateTime<Utc>>) -> Option<String> {
+    t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
+impl Tx<'_> {
+    /// The pull state of `source` (all empty before its first pull).
+    pub fn cursor(&self, source: &str) -> Result<Cursor, StoreError> {
+        self.tx
+            .query_row(
+                "SELECT updated_since, history_start, last_pull_at, last_error
+                 FROM cursors WHERE source = ?1",
+                [source],
+                |r| {
+                    Ok(Cursor {
+                        updated_since: parse(r.get(0)?),
+                        history_start: parse(r.get(1)?),
+                        last_pull_at: parse(r.get(2)?),
+                        last_error: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .map(Option::unwrap_or_default)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Stores the pull state of `source`.
+    pub fn set_cursor(&self, source: &str, cursor: &Cursor) -> Result<(), StoreError> {
+        self.tx
+            .execute(
+                "INSERT INTO cursors (source, updated_since, history_start, last_pull_at, last_error)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (source) DO UPDATE SET updated_since = excluded.updated_since,
+                   history_start = excluded.history_start, last_pull_at = excluded.last_pull_at,
+                   last_error = excluded.last_error",
+                rusqlite::params![
+                    source,
+                    text(cursor.updated_since),
+                    text(cursor.history_start),
+                    text(cursor.last_pull_at),
+                    cursor.last_error
+                ],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every source's pull state, by name.
+    pub fn cursors(&self) -> Result<Vec<(String, Cursor)>, StoreError> {
+        let mut stmt = self
+            .tx
+            .prepare(
+                "SELECT source, updated_since, history_start, last_pull_at, last_error
+                 FROM cursors ORDER BY source",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    Cursor {
+                        updated_since: parse(r.get(1)?),
+                        history_start: parse(r.get(2)?),
+                        last_pull_at: parse(r.get(3)?),
+                        last_error: r.get(4)?,
+                    },
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+}

@@ -1,0 +1,301 @@
+//! The agent's durable state: one SQLite database in the state directory.
+//!
+//! It holds the attributes this agent owns, each source's cursor and records, the ledger of
+//! values Exist acknowledged, the outbox of values to send, rejected values and the hour's
+//! request budget. Writes are transactional; the database runs in WAL mode with a busy timeout
+//! so that `status` can read while a sync writes. Whole runs are serialized by [`lock::RunLock`].
+
+mod budget;
+mod cursors;
+pub mod lock;
+mod migrations;
+mod records;
+mod values;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+
+pub use budget::HourBudget;
+pub use cursors::Cursor;
+pub use migrations::SCHEMA_VERSION;
+pub use records::StoredRecord;
+pub use values::{OwnedAttribute, Pending, Rejected};
+
+/// The database file's name inside the state directory.
+pub const DB_FILE: &str = "state.db";
+
+/// What can go wrong with the state.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The state directory cannot be created or used.
+    #[error("cannot use the state directory {path}: {source}\n  fix: check its permissions, or set [agent] state_dir to a writable directory")]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a SQLite database, or is damaged.
+    #[error("the state database {path} is damaged or not a database ({detail})\n  fix: move it aside (e.g. `mv {path} {path}.broken`); exist-agent then starts a fresh one, and values it had not sent yet are re-computed from your sources on the next run")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// SQLite's words.
+        detail: String,
+    },
+    /// A newer exist-agent wrote this database.
+    #[error("the state database {path} has schema version {found}, newer than this exist-agent knows ({known})\n  fix: upgrade exist-agent, or set [agent] state_dir to another directory")]
+    TooNew {
+        /// The file.
+        path: PathBuf,
+        /// Its version.
+        found: u32,
+        /// Ours.
+        known: u32,
+    },
+    /// Another process holds the state for longer than we wait.
+    #[error("another exist-agent process (pid {pid}) is using {path}; this one gave up after {waited:?}\n  fix: nothing to do, the data is kept and the next run catches up; or stop the other process")]
+    Busy {
+        /// The lock file.
+        path: PathBuf,
+        /// The holder's pid, when known.
+        pid: String,
+        /// How long we waited.
+        waited: Duration,
+    },
+    /// The disk refused a write (full, read-only, permissions).
+    #[error("cannot write the state database {path}: {detail}\n  fix: free disk space or make the state directory writable; nothing was lost, the next run retries")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// SQLite's words.
+        detail: String,
+    },
+    /// Any other SQLite error.
+    #[error("state database {path}: {source}")]
+    Sqlite {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: rusqlite::Error,
+    },
+}
+
+impl From<StoreError> for crate::error::Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Busy { .. } | StoreError::Write { .. } => Self::Temporary(e.to_string()),
+            _ => Self::Failed(e.to_string()),
+        }
+    }
+}
+
+/// The open state database.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database in `state_dir` and brings its schema up to date.
+    pub fn open(state_dir: &Path) -> Result<Self, StoreError> {
+        create_private_dir(state_dir)?;
+        Self::open_file(&state_dir.join(DB_FILE))
+    }
+
+    /// Opens the database file at `path`, migrating it to [`SCHEMA_VERSION`].
+    pub fn open_file(path: &Path) -> Result<Self, StoreError> {
+        Self::open_at_version(path, SCHEMA_VERSION)
+    }
+
+    /// Opens and migrates up to `target` (tests use it to build older databases).
+    #[doc(hidden)]
+    pub fn open_at_version(path: &Path, target: u32) -> Result<Self, StoreError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| classify(path, e))?;
+        let mut store = Self {
+            conn,
+            path: path.to_owned(),
+        };
+        store.configure()?;
+        store.migrate(target)?;
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn configure(&self) -> Result<(), StoreError> {
+        self.conn
+            .busy_timeout(Duration::from_secs(30))
+            .map_err(|e| self.err(e))?;
+        // WAL lets readers (status) work while a sync writes; NORMAL sync is durable in WAL
+        // across process crashes, which is what `kill -9` tests.
+        self.conn
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| self.err(e))?;
+        self.conn
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| self.err(e))?;
+        self.conn
+            .pragma_update(None, "foreign_keys", "ON")
+            .map_err(|e| self.err(e))
+    }
+
+    /// The schema version stored in the file.
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        self.conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    fn migrate(&mut self, target: u32) -> Result<(), StoreError> {
+        let found = self.schema_version()?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::TooNew {
+                path: self.path.clone(),
+                found,
+                known: SCHEMA_VERSION,
+            });
+        }
+        for (i, sql) in migrations::MIGRATIONS
+            .iter()
+            .enumerate()
+            .take(target as usize)
+            .skip(found as usize)
+        {
+            let path = self.path.clone();
+            let tx = self.conn.transaction().map_err(|e| classify(&path, e))?;
+            tx.execute_batch(sql).map_err(|e| classify(&path, e))?;
+            tx.pragma_update(None, "user_version", i as u32 + 1)
+                .map_err(|e| classify(&path, e))?;
+            tx.commit().map_err(|e| classify(&path, e))?;
+            tracing::debug!(version = i + 1, "state database migrated");
+        }
+        Ok(())
+    }
+
+    /// Runs `f` in one transaction: everything it writes lands, or nothing does.
+    pub fn transaction<T>(
+        &mut self,
+        f: impl FnOnce(&Tx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| classify(&path, e))?;
+        let out = f(&Tx {
+            tx: &tx,
+            path: &path,
+        })?;
+        tx.commit().map_err(|e| classify(&path, e))?;
+        Ok(out)
+    }
+
+    /// A read-only view for queries outside a transaction.
+    pub fn read(&self) -> Tx<'_> {
+        Tx {
+            tx: &self.conn,
+            path: &self.path,
+        }
+    }
+
+    fn err(&self, e: rusqlite::Error) -> StoreError {
+        classify(&self.path, e)
+    }
+}
+
+/// A connection inside a transaction (or a plain read); the store's queries hang off it.
+pub struct Tx<'a> {
+    tx: &'a Connection,
+    path: &'a Path,
+}
+
+impl Tx<'_> {
+    fn err(&self, e: rusqlite::Error) -> StoreError {
+        classify(self.path, e)
+    }
+
+    /// A value from the `meta` table.
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.tx
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Sets a value in the `meta` table.
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.tx
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+}
+
+/// Maps SQLite's errors to what the user should do about them.
+fn classify(path: &Path, e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode as C;
+    let code = e.sqlite_error_code();
+    let detail = e.to_string();
+    match code {
+        Some(C::NotADatabase | C::DatabaseCorrupt) => StoreError::Corrupt {
+            path: path.to_owned(),
+            detail,
+        },
+        Some(
+            C::ReadOnly | C::DiskFull | C::CannotOpen | C::PermissionDenied | C::SystemIoFailure,
+        ) => StoreError::Write {
+            path: path.to_owned(),
+            detail,
+        },
+        Some(C::DatabaseBusy | C::DatabaseLocked) => StoreError::Busy {
+            path: path.to_owned(),
+            pid: "unknown".into(),
+            waited: Duration::from_secs(30),
+        },
+        _ => StoreError::Sqlite {
+            path: path.to_owned(),
+            source: e,
+        },
+    }
+}
+
+/// Creates `dir` (and parents) readable by the user only, since it holds tokens.
+pub fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+    let err = |source| StoreError::Dir {
+        path: dir.to_owned(),
+        source,
+    };
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(err)
+}
+
+/// Now, as stored: RFC 3339 UTC with seconds.
+pub(crate) fn now_text() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests;

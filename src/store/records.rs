@@ -1,0 +1,156 @@
+//! Source records, keyed by (source, id). A record pulled again replaces the old one when it is
+//! at least as new, so a changed record never counts twice. Triggers (see the migrations) note
+//! every day whose records changed in `dirty_days`, in the same transaction.
+
+use rusqlite::params;
+
+use super::{StoreError, Tx};
+use crate::exist::types::Day;
+
+/// A record as stored: its day under the current day basis, its time as parsed, its fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRecord {
+    /// The source's id, or a synthetic one for sources without ids.
+    pub id: String,
+    /// The user's day it falls on.
+    pub day: Day,
+    /// Its time, in the form the sources module writes and reads back.
+    pub time: String,
+    /// Its last change (RFC 3339 UTC), when the source says.
+    pub updated_at: Option<String>,
+    /// Its fields, as a JSON object.
+    pub data: String,
+}
+
+const UPSERT: &str = "INSERT INTO records (source, id, day, time, updated_at, data)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+     ON CONFLICT (source, id) DO UPDATE SET day = excluded.day, time = excluded.time,
+       updated_at = excluded.updated_at, data = excluded.data
+     WHERE (excluded.updated_at IS NULL OR records.updated_at IS NULL
+            OR excluded.updated_at >= records.updated_at)
+       AND (excluded.data IS NOT records.data OR excluded.day IS NOT records.day
+            OR excluded.time IS NOT records.time)";
+
+impl Tx<'_> {
+    /// Inserts or replaces records of `source`; an older version never replaces a newer one.
+    pub fn upsert_records(&self, source: &str, records: &[StoredRecord]) -> Result<(), StoreError> {
+        let mut stmt = self.tx.prepare_cached(UPSERT).map_err(|e| self.err(e))?;
+        for r in records {
+            stmt.execute(params![
+                source,
+                r.id,
+                r.day.to_string(),
+                r.time,
+                r.updated_at,
+                r.data
+            ])
+            .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// Replaces all records of `source` (sources without ids are read whole each run).
+    pub fn replace_records(
+        &self,
+        source: &str,
+        records: &[StoredRecord],
+    ) -> Result<(), StoreError> {
+        self.tx
+            .execute("DELETE FROM records WHERE source = ?1", [source])
+            .map_err(|e| self.err(e))?;
+        self.upsert_records(source, records)
+    }
+
+    /// The fields and times of `source`'s records on `day`, oldest first.
+    pub fn records_on(&self, source: &str, day: Day) -> Result<Vec<(String, String)>, StoreError> {
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "SELECT time, data FROM records WHERE source = ?1 AND day = ?2 ORDER BY time, id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![source, day.to_string()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Every day `source` has records on.
+    pub fn record_days(&self, source: &str) -> Result<Vec<Day>, StoreError> {
+        self.days(
+            "SELECT DISTINCT day FROM records WHERE source = ?1 ORDER BY day",
+            source,
+        )
+    }
+
+    /// How many records `source` has.
+    pub fn record_count(&self, source: &str) -> Result<u64, StoreError> {
+        self.tx
+            .query_row(
+                "SELECT COUNT(*) FROM records WHERE source = ?1",
+                [source],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n.unsigned_abs())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Days of `source` whose records changed since [`Tx::clear_dirty_days`] was last called.
+    pub fn dirty_days(&self, source: &str) -> Result<Vec<Day>, StoreError> {
+        self.days(
+            "SELECT day FROM dirty_days WHERE source = ?1 ORDER BY day",
+            source,
+        )
+    }
+
+    /// Forgets the changed days of `source`, once their values are computed.
+    pub fn clear_dirty_days(&self, source: &str) -> Result<(), StoreError> {
+        self.tx
+            .execute("DELETE FROM dirty_days WHERE source = ?1", [source])
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every record's (id, time) of `source`, to re-place them when the day basis changes.
+    pub fn record_times(&self, source: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let mut stmt = self
+            .tx
+            .prepare("SELECT id, time FROM records WHERE source = ?1")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([source], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Moves a record to another day (the triggers mark both days dirty).
+    pub fn set_record_day(&self, source: &str, id: &str, day: Day) -> Result<(), StoreError> {
+        self.tx
+            .execute(
+                "UPDATE records SET day = ?3 WHERE source = ?1 AND id = ?2 AND day <> ?3",
+                params![source, id, day.to_string()],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    fn days(&self, sql: &str, source: &str) -> Result<Vec<Day>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([source], |r| r.get::<_, String>(0))
+            .map_err(|e| self.err(e))?;
+        let mut days = Vec::new();
+        for row in rows {
+            let text = row.map_err(|e| self.err(e))?;
+            // Days are written by this module only; a bad one means a damaged file.
+            let day = text.parse().map_err(|_| super::StoreError::Corrupt {
+                path: self.path.to_owned(),
+                detail: format!("bad day `{text}` in records"),
+            })?;
+            days.push(day);
+        }
+        Ok(days)
+    }
+}

@@ -1,0 +1,357 @@
+//! Attributes owned, the ledger of values Exist acknowledged, the outbox and rejected values.
+//!
+//! The outbox holds one pending value per (attribute, day): a day's total replaces an older
+//! pending total of the same day, since Exist's `update` overwrites. A value leaves the outbox
+//! only in the transaction that records Exist's acknowledgement in the ledger, or its rejection.
+
+use rusqlite::{params, OptionalExtension};
+
+use super::{now_text, StoreError, Tx};
+use crate::exist::types::{AttributeName, Day, Group, Value, ValueType};
+
+/// An attribute this agent owns in Exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedAttribute {
+    /// The configuration's key for it (see [`crate::config::AttributeConfig::key`]).
+    pub key: String,
+    /// Its name in Exist (read back from Exist for custom attributes).
+    pub name: AttributeName,
+    /// Its group.
+    pub group: Group,
+    /// Its value type.
+    pub value_type: ValueType,
+}
+
+/// A value waiting in the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pending {
+    /// The attribute's Exist name.
+    pub attribute: AttributeName,
+    /// The day.
+    pub day: Day,
+    /// The day's total.
+    pub value: Value,
+    /// How many sends were tried.
+    pub attempts: u32,
+}
+
+/// A value Exist (or a local check) refused, kept for `status`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejected {
+    /// The attribute's Exist name.
+    pub attribute: String,
+    /// The day.
+    pub day: String,
+    /// The refused value, as JSON.
+    pub value: String,
+    /// Exist's error code (`validation`, ...) or `local` for a local check.
+    pub error_code: String,
+    /// The error's words.
+    pub error: String,
+    /// When.
+    pub rejected_at: String,
+}
+
+fn value_text(v: &Value) -> String {
+    serde_json::to_string(v).expect("values always serialize")
+}
+
+impl Tx<'_> {
+    fn corrupt(&self, what: String) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.to_owned(),
+            detail: what,
+        }
+    }
+
+    fn parse_value(&self, text: &str) -> Result<Value, StoreError> {
+        serde_json::from_str(text).map_err(|_| self.corrupt(format!("bad value `{text}`")))
+    }
+
+    fn parse_day(&self, text: &str) -> Result<Day, StoreError> {
+        text.parse()
+            .map_err(|_| self.corrupt(format!("bad day `{text}`")))
+    }
+
+    fn parse_name(&self, text: String) -> Result<AttributeName, StoreError> {
+        AttributeName::new(text).map_err(|e| self.corrupt(e.to_string()))
+    }
+
+    /// Every attribute this agent owns.
+    pub fn owned_attributes(&self) -> Result<Vec<OwnedAttribute>, StoreError> {
+        let mut stmt = self
+            .tx
+            .prepare("SELECT key, name, group_name, value_type FROM attributes ORDER BY key")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, u8>(3)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (key, name, group, vt) = row.map_err(|e| self.err(e))?;
+            out.push(OwnedAttribute {
+                key,
+                name: self.parse_name(name)?,
+                group: Group::from_name(&group)
+                    .ok_or_else(|| self.corrupt(format!("bad group `{group}`")))?,
+                value_type: ValueType::from_code(vt)
+                    .ok_or_else(|| self.corrupt(format!("bad value type {vt}")))?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Records that this agent owns an attribute.
+    pub fn set_owned(&self, a: &OwnedAttribute) -> Result<(), StoreError> {
+        self.tx
+            .execute(
+                "INSERT INTO attributes (key, name, group_name, value_type, acquired_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (key) DO UPDATE SET name = excluded.name, group_name = excluded.group_name,
+                   value_type = excluded.value_type, acquired_at = excluded.acquired_at",
+                params![a.key, a.name.as_str(), a.group.as_str(), a.value_type.code(), now_text()],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Forgets every owned attribute (after `logout --release`).
+    pub fn clear_owned(&self) -> Result<(), StoreError> {
+        self.tx
+            .execute("DELETE FROM attributes", [])
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// The last value Exist acknowledged for (attribute, day).
+    pub fn ledger_value(
+        &self,
+        attribute: &AttributeName,
+        day: Day,
+    ) -> Result<Option<Value>, StoreError> {
+        let text: Option<String> = self
+            .tx
+            .query_row(
+                "SELECT value FROM ledger WHERE attribute = ?1 AND day = ?2",
+                params![attribute.as_str(), day.to_string()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        text.map(|t| self.parse_value(&t)).transpose()
+    }
+
+    /// Every acknowledged value of `attribute`, oldest day first.
+    pub fn ledger(&self, attribute: &AttributeName) -> Result<Vec<(Day, Value)>, StoreError> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("SELECT day, value FROM ledger WHERE attribute = ?1 ORDER BY day")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([attribute.as_str()], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (day, value) = row.map_err(|e| self.err(e))?;
+            out.push((self.parse_day(&day)?, self.parse_value(&value)?));
+        }
+        Ok(out)
+    }
+
+    /// The value pending for (attribute, day), if any.
+    pub fn pending_value(
+        &self,
+        attribute: &AttributeName,
+        day: Day,
+    ) -> Result<Option<Value>, StoreError> {
+        let text: Option<String> = self
+            .tx
+            .query_row(
+                "SELECT value FROM outbox WHERE attribute = ?1 AND day = ?2",
+                params![attribute.as_str(), day.to_string()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        text.map(|t| self.parse_value(&t)).transpose()
+    }
+
+    /// Queues a day's total, replacing an older pending total of the same day.
+    pub fn enqueue(
+        &self,
+        attribute: &AttributeName,
+        day: Day,
+        value: &Value,
+    ) -> Result<(), StoreError> {
+        self.tx
+            .execute(
+                "INSERT INTO outbox (attribute, day, value, queued_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (attribute, day) DO UPDATE SET value = excluded.value,
+                   queued_at = excluded.queued_at, attempts = 0",
+                params![
+                    attribute.as_str(),
+                    day.to_string(),
+                    value_text(value),
+                    now_text()
+                ],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Drops a pending value that no longer differs from what Exist holds.
+    pub fn unqueue(&self, attribute: &AttributeName, day: Day) -> Result<(), StoreError> {
+        self.tx
+            .execute(
+                "DELETE FROM outbox WHERE attribute = ?1 AND day = ?2",
+                params![attribute.as_str(), day.to_string()],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Everything pending, oldest day first.
+    pub fn pending(&self) -> Result<Vec<Pending>, StoreError> {
+        let mut stmt = self
+            .tx
+            .prepare("SELECT attribute, day, value, attempts FROM outbox ORDER BY day, attribute")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, u32>(3)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (attribute, day, value, attempts) = row.map_err(|e| self.err(e))?;
+            out.push(Pending {
+                attribute: self.parse_name(attribute)?,
+                day: self.parse_day(&day)?,
+                value: self.parse_value(&value)?,
+                attempts,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Counts a send attempt of a pending value.
+    pub fn note_attempt(&self, attribute: &AttributeName, day: Day) -> Result<(), StoreError> {
+        self.tx
+            .execute(
+                "UPDATE outbox SET attempts = attempts + 1 WHERE attribute = ?1 AND day = ?2",
+                params![attribute.as_str(), day.to_string()],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Exist acknowledged `value` for (attribute, day): record it and take it out of the outbox
+    /// (unless a newer value was queued meanwhile) and out of the rejected list.
+    pub fn acknowledge(
+        &self,
+        attribute: &AttributeName,
+        day: Day,
+        value: &Value,
+    ) -> Result<(), StoreError> {
+        let (name, day, value) = (attribute.as_str(), day.to_string(), value_text(value));
+        self.tx
+            .execute(
+                "INSERT INTO ledger (attribute, day, value, acked_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (attribute, day) DO UPDATE SET value = excluded.value, acked_at = excluded.acked_at",
+                params![name, day, value, now_text()],
+            )
+            .map_err(|e| self.err(e))?;
+        self.tx
+            .execute(
+                "DELETE FROM outbox WHERE attribute = ?1 AND day = ?2 AND value = ?3",
+                params![name, day, value],
+            )
+            .map_err(|e| self.err(e))?;
+        self.tx
+            .execute(
+                "DELETE FROM rejected WHERE attribute = ?1 AND day = ?2",
+                params![name, day],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Exist (or a local check) refused `value`: keep it aside with the error, out of the outbox.
+    pub fn reject(
+        &self,
+        attribute: &str,
+        day: &str,
+        value: &Value,
+        code: &str,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        self.tx
+            .execute(
+                "INSERT INTO rejected (attribute, day, value, error_code, error, rejected_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (attribute, day) DO UPDATE SET value = excluded.value,
+                   error_code = excluded.error_code, error = excluded.error, rejected_at = excluded.rejected_at",
+                params![attribute, day, value_text(value), code, error, now_text()],
+            )
+            .map_err(|e| self.err(e))?;
+        self.tx
+            .execute(
+                "DELETE FROM outbox WHERE attribute = ?1 AND day = ?2",
+                params![attribute, day],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// The value refused for (attribute, day), so an unchanged refused value is not re-queued.
+    pub fn rejected_value(&self, attribute: &str, day: Day) -> Result<Option<Value>, StoreError> {
+        let text: Option<String> = self
+            .tx
+            .query_row(
+                "SELECT value FROM rejected WHERE attribute = ?1 AND day = ?2",
+                params![attribute, day.to_string()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        text.map(|t| self.parse_value(&t)).transpose()
+    }
+
+    /// Every rejected value, newest first.
+    pub fn rejected(&self) -> Result<Vec<Rejected>, StoreError> {
+        let mut stmt = self
+            .tx
+            .prepare(
+                "SELECT attribute, day, value, error_code, error, rejected_at FROM rejected
+                 ORDER BY rejected_at DESC, attribute, day",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Rejected {
+                    attribute: r.get(0)?,
+                    day: r.get(1)?,
+                    value: r.get(2)?,
+                    error_code: r.get(3)?,
+                    error: r.get(4)?,
+                    rejected_at: r.get(5)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+}
