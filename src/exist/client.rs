@@ -1,0 +1,582 @@
+//! The Exist API v2 client: typed requests, every write in batches of at most 35, results read
+//! item by item (200 and 202 alike), 401 answered by one refresh, 429 surfaced at once, and 5xx
+//! and network errors retried with a bounded backoff, except where a retry could count twice.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::auth::{error_chain, Auth, AuthError};
+use super::types::{AttributeName, Batch, Day, Group, Value, ValueType};
+
+/// Why a call to Exist failed as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum ExistError {
+    /// No usable token.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// Exist's hourly limit is spent: no more calls until the hour ends.
+    #[error("Exist's rate limit (300 requests an hour) is reached; pending values are kept and sent after the hour ends")]
+    RateLimited,
+    /// Server errors or network failures outlasted the retries.
+    #[error("Exist could not be reached at {endpoint}: {detail}; pending values are kept for the next run")]
+    Unavailable {
+        /// The endpoint.
+        endpoint: String,
+        /// What happened last.
+        detail: String,
+    },
+    /// A call that must not be repeated failed in a way that leaves its fate unknown.
+    #[error("the call to {endpoint} may or may not have reached Exist ({detail}); it is not repeated, because repeating it could count twice")]
+    Ambiguous {
+        /// The endpoint.
+        endpoint: String,
+        /// What happened.
+        detail: String,
+    },
+    /// Exist refused the call itself (not one item).
+    #[error("Exist refused the call to {endpoint} with HTTP {status}: {body}")]
+    Refused {
+        /// The endpoint.
+        endpoint: String,
+        /// The status.
+        status: u16,
+        /// The start of the reply.
+        body: String,
+    },
+}
+
+impl From<ExistError> for crate::error::Error {
+    fn from(e: ExistError) -> Self {
+        match e {
+            ExistError::Auth(a) => a.into(),
+            ExistError::RateLimited | ExistError::Unavailable { .. } => {
+                Self::Temporary(e.to_string())
+            }
+            ExistError::Ambiguous { .. } | ExistError::Refused { .. } => {
+                Self::Failed(e.to_string())
+            }
+        }
+    }
+}
+
+/// How 5xx and network failures are retried.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Tries in all, the first included.
+    pub attempts: u32,
+    /// Delay before the second try; doubled each time.
+    pub base_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        // An hourly agent needs no long backoff: a failing run keeps its data for the next one.
+        Self {
+            attempts: 3,
+            base_delay: Duration::from_millis(500),
+        }
+    }
+}
+
+/// One value to write: the day's total of an attribute.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UpdateItem {
+    /// The attribute.
+    pub name: AttributeName,
+    /// The day.
+    pub date: Day,
+    /// The total.
+    pub value: Value,
+}
+
+/// An attribute to take ownership of.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum AcquireItem {
+    /// By template.
+    Template {
+        /// The template.
+        template: String,
+        /// Always false: values come from an integration.
+        manual: bool,
+    },
+    /// By name.
+    Name {
+        /// The attribute's name.
+        name: String,
+        /// Always false: values come from an integration.
+        manual: bool,
+    },
+}
+
+/// An attribute to give up.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReleaseItem {
+    /// Its name.
+    pub name: AttributeName,
+}
+
+impl WriteItem for ReleaseItem {
+    fn key(&self) -> String {
+        self.name.to_string()
+    }
+    fn key_of(reply: &serde_json::Value) -> Option<String> {
+        str_field(reply, "name").map(str::to_owned)
+    }
+}
+
+/// A custom attribute to create.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CreateItem {
+    /// Its label.
+    pub label: String,
+    /// Its group.
+    pub group: Group,
+    /// Its value type.
+    pub value_type: ValueType,
+    /// Always false (Exist's default is true, which would mark it as tracked by hand).
+    pub manual: bool,
+}
+
+/// Something a write call carries, matched back to Exist's reply by a key.
+pub trait WriteItem: Serialize + Clone {
+    /// The item's key.
+    fn key(&self) -> String;
+    /// The key of an object in Exist's reply (which echoes the input).
+    fn key_of(reply: &serde_json::Value) -> Option<String>;
+}
+
+fn str_field<'a>(v: &'a serde_json::Value, field: &str) -> Option<&'a str> {
+    v.get(field).and_then(serde_json::Value::as_str)
+}
+
+impl WriteItem for UpdateItem {
+    fn key(&self) -> String {
+        format!("{}/{}", self.name, self.date)
+    }
+    fn key_of(reply: &serde_json::Value) -> Option<String> {
+        Some(format!(
+            "{}/{}",
+            str_field(reply, "name")?,
+            str_field(reply, "date")?
+        ))
+    }
+}
+
+impl WriteItem for AcquireItem {
+    fn key(&self) -> String {
+        match self {
+            Self::Template { template, .. } => template.clone(),
+            Self::Name { name, .. } => name.clone(),
+        }
+    }
+    fn key_of(reply: &serde_json::Value) -> Option<String> {
+        str_field(reply, "template")
+            .or_else(|| str_field(reply, "name"))
+            .map(str::to_owned)
+    }
+}
+
+impl WriteItem for CreateItem {
+    fn key(&self) -> String {
+        self.label.clone()
+    }
+    fn key_of(reply: &serde_json::Value) -> Option<String> {
+        str_field(reply, "label").map(str::to_owned)
+    }
+}
+
+/// One item Exist refused.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemFailure<T> {
+    /// The item.
+    pub item: T,
+    /// Exist's code: `unauthorised`, `validation`, `not_found`, ... (unknown codes are kept as is).
+    pub code: String,
+    /// Exist's words.
+    pub error: String,
+}
+
+/// The per-item result of write calls.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteOutcome<T> {
+    /// Items Exist accepted, with the object it returned for each (if it returned one).
+    pub succeeded: Vec<(T, Option<serde_json::Value>)>,
+    /// Items Exist refused.
+    pub failed: Vec<ItemFailure<T>>,
+}
+
+impl<T> Default for WriteOutcome<T> {
+    fn default() -> Self {
+        Self {
+            succeeded: Vec::new(),
+            failed: Vec::new(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct WriteReply {
+    #[serde(default)]
+    success: Vec<serde_json::Value>,
+    #[serde(default)]
+    failed: Vec<serde_json::Value>,
+}
+
+/// The user's Exist profile, as far as the agent needs it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Profile {
+    /// The user name.
+    pub username: String,
+    /// The IANA timezone of the user's days.
+    pub timezone: String,
+}
+
+/// An attribute as listed by `attributes/owned/`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OwnedInfo {
+    /// Its name.
+    pub name: String,
+    /// Its label.
+    #[serde(default)]
+    pub label: String,
+}
+
+#[derive(Deserialize)]
+struct Page<T> {
+    next: Option<String>,
+    results: Vec<T>,
+}
+
+/// A client for one user's Exist account.
+pub struct ExistClient {
+    http: reqwest::Client,
+    api: Url,
+    auth: Arc<Auth>,
+    retry: RetryPolicy,
+    requests: AtomicU32,
+}
+
+impl ExistClient {
+    /// A client for the API under `base_url` (`{base_url}/api/2/`).
+    pub fn new(base_url: &Url, auth: Arc<Auth>) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .connect_timeout(Duration::from_secs(15))
+            .user_agent(concat!("exist-agent/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("a TLS backend is compiled in");
+        Self {
+            http,
+            api: base_url
+                .join("api/2/")
+                .expect("a base URL joins a relative path"),
+            auth,
+            retry: RetryPolicy::default(),
+            requests: AtomicU32::new(0),
+        }
+    }
+
+    /// Uses `retry` for 5xx and network failures.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Requests sent to the API since the last call of this method (for the hour's budget).
+    pub fn take_request_count(&self) -> u32 {
+        self.requests.swap(0, Ordering::Relaxed)
+    }
+
+    /// The user's profile.
+    pub async fn profile(&self) -> Result<Profile, ExistError> {
+        self.get_json("accounts/profile/").await
+    }
+
+    /// Every attribute this client owns.
+    pub async fn owned(&self) -> Result<Vec<OwnedInfo>, ExistError> {
+        let mut out = Vec::new();
+        let mut path = "attributes/owned/?limit=100".to_owned();
+        loop {
+            let page: Page<OwnedInfo> = self.get_json(&path).await?;
+            out.extend(page.results);
+            let Some(next) = page.next else { break };
+            // `next` is absolute; keep only what follows the API root.
+            path = next
+                .strip_prefix(self.api.as_str())
+                .map(str::to_owned)
+                .ok_or_else(|| ExistError::Refused {
+                    endpoint: "attributes/owned/".into(),
+                    status: 200,
+                    body: format!("unexpected next page {next}"),
+                })?;
+        }
+        Ok(out)
+    }
+
+    /// Takes ownership of attributes (templates are created if the user lacks them).
+    pub async fn acquire(
+        &self,
+        items: Vec<AcquireItem>,
+    ) -> Result<WriteOutcome<AcquireItem>, ExistError> {
+        self.write("attributes/acquire/?success_objects=1", items, true)
+            .await
+    }
+
+    /// Gives up ownership of attributes.
+    pub async fn release(
+        &self,
+        names: Vec<AttributeName>,
+    ) -> Result<WriteOutcome<ReleaseItem>, ExistError> {
+        let items = names.into_iter().map(|name| ReleaseItem { name }).collect();
+        self.write("attributes/release/", items, true).await
+    }
+
+    /// Creates custom attributes; the reply names them.
+    pub async fn create(
+        &self,
+        items: Vec<CreateItem>,
+    ) -> Result<WriteOutcome<CreateItem>, ExistError> {
+        // A retried create whose first try landed would fail with "exists", which the caller
+        // handles by acquiring: so creating is safe to retry.
+        self.write("attributes/create/?success_objects=1", items, true)
+            .await
+    }
+
+    /// Writes day totals (idempotent: a total overwrites).
+    pub async fn update(
+        &self,
+        items: Vec<UpdateItem>,
+    ) -> Result<WriteOutcome<UpdateItem>, ExistError> {
+        self.write("attributes/update/", items, true).await
+    }
+
+    /// Sends `items` in batches of at most 35, collecting the per-item results. Stops at the
+    /// first call that fails as a whole; the items of later batches are then not attempted.
+    async fn write<T: WriteItem>(
+        &self,
+        path: &str,
+        items: Vec<T>,
+        idempotent: bool,
+    ) -> Result<WriteOutcome<T>, ExistError> {
+        let mut outcome = WriteOutcome::default();
+        for batch in Batch::split(items) {
+            let reply: WriteReply = self
+                .call_json(Method::POST, path, Some(&batch), idempotent)
+                .await?;
+            merge_reply(batch, reply, &mut outcome);
+        }
+        Ok(outcome)
+    }
+
+    async fn get_json<R: DeserializeOwned>(&self, path: &str) -> Result<R, ExistError> {
+        self.call_json::<(), R>(Method::GET, path, None, true).await
+    }
+
+    async fn call_json<B: Serialize, R: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        idempotent: bool,
+    ) -> Result<R, ExistError> {
+        let endpoint = path.split('?').next().unwrap_or(path).to_owned();
+        let url = self.api.join(path).map_err(|e| ExistError::Refused {
+            endpoint: endpoint.clone(),
+            status: 0,
+            body: e.to_string(),
+        })?;
+        let bytes = self.send(method, url, body, idempotent, &endpoint).await?;
+        serde_json::from_slice(&bytes).map_err(|e| ExistError::Refused {
+            endpoint,
+            status: 200,
+            body: format!("unreadable reply ({e})"),
+        })
+    }
+
+    /// One call with the policies: refresh once on 401, stop on 429, retry 5xx and network
+    /// errors when that cannot count twice.
+    async fn send<B: Serialize>(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&B>,
+        idempotent: bool,
+        endpoint: &str,
+    ) -> Result<Vec<u8>, ExistError> {
+        let mut token = self.auth.access_token().await?;
+        let mut refreshed = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut request = self
+                .http
+                .request(method.clone(), url.clone())
+                .bearer_auth(token.expose());
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let failure = match request.send().await {
+                Ok(response) => match response.status() {
+                    s if s.is_success() => {
+                        return response.bytes().await.map(|b| b.to_vec()).map_err(|e| {
+                            ExistError::Unavailable {
+                                endpoint: endpoint.to_owned(),
+                                detail: error_chain(&e),
+                            }
+                        })
+                    }
+                    StatusCode::UNAUTHORIZED if !refreshed => {
+                        tracing::debug!(endpoint, "Exist answered 401; refreshing the token once");
+                        token = self.auth.after_unauthorized(&token).await?;
+                        refreshed = true;
+                        attempt -= 1;
+                        continue;
+                    }
+                    StatusCode::UNAUTHORIZED => {
+                        return Err(AuthError::Refused("HTTP 401 after a refresh".into()).into());
+                    }
+                    StatusCode::TOO_MANY_REQUESTS => return Err(ExistError::RateLimited),
+                    s if s.is_server_error() => format!("HTTP {s}"),
+                    s => {
+                        let text = response.text().await.unwrap_or_default();
+                        return Err(ExistError::Refused {
+                            endpoint: endpoint.to_owned(),
+                            status: s.as_u16(),
+                            body: text.chars().take(300).collect(),
+                        });
+                    }
+                },
+                // A connection that never opened carried nothing: safe to retry even when
+                // repeating could count twice.
+                Err(e) if !idempotent && !e.is_connect() => {
+                    return Err(ExistError::Ambiguous {
+                        endpoint: endpoint.to_owned(),
+                        detail: error_chain(&e),
+                    })
+                }
+                Err(e) => error_chain(&e),
+            };
+            if !idempotent && failure.starts_with("HTTP") {
+                return Err(ExistError::Ambiguous {
+                    endpoint: endpoint.to_owned(),
+                    detail: failure,
+                });
+            }
+            if attempt >= self.retry.attempts {
+                return Err(ExistError::Unavailable {
+                    endpoint: endpoint.to_owned(),
+                    detail: failure,
+                });
+            }
+            let delay = self.retry.base_delay * 2u32.pow(attempt - 1);
+            tracing::warn!(endpoint, %failure, ?delay, "Exist call failed; retrying");
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+/// Splits a batch into accepted and refused items: an item is refused only when Exist lists it
+/// under `failed` (a 202, and sometimes a 200); everything else in the batch was accepted.
+fn merge_reply<T: WriteItem>(batch: Batch<T>, reply: WriteReply, outcome: &mut WriteOutcome<T>) {
+    let mut failures: Vec<(String, String, String)> = reply
+        .failed
+        .iter()
+        .map(|f| {
+            (
+                T::key_of(f).unwrap_or_default(),
+                str_field(f, "error_code").unwrap_or("unknown").to_owned(),
+                str_field(f, "error")
+                    .unwrap_or("no reason given")
+                    .to_owned(),
+            )
+        })
+        .collect();
+    for item in batch.into_items() {
+        let key = item.key();
+        if let Some(pos) = failures.iter().position(|(k, _, _)| *k == key) {
+            let (_, code, error) = failures.swap_remove(pos);
+            outcome.failed.push(ItemFailure { item, code, error });
+        } else {
+            let object = reply
+                .success
+                .iter()
+                .find(|s| T::key_of(s).as_deref() == Some(key.as_str()))
+                .cloned();
+            outcome.succeeded.push((item, object));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn item(name: &str, date: &str, v: i64) -> UpdateItem {
+        UpdateItem {
+            name: AttributeName::new(name).unwrap(),
+            date: date.parse().unwrap(),
+            value: Value::Int(v),
+        }
+    }
+
+    #[test]
+    fn replies_are_read_item_by_item() {
+        let batch = Batch::split(vec![
+            item("steps", "2026-11-20", 1),
+            item("steps", "2026-11-21", 2),
+            item("mood", "2026-11-21", 12),
+        ])
+        .pop()
+        .unwrap();
+        let reply: WriteReply = serde_json::from_value(json!({
+            "success": [{"name": "steps", "date": "2026-11-20", "value": 1}],
+            "failed": [{"name": "mood", "date": "2026-11-21", "value": 12, "error_code": "validation", "error": "out of range"}]
+        }))
+        .unwrap();
+        let mut outcome = WriteOutcome::default();
+        merge_reply(batch, reply, &mut outcome);
+        assert_eq!(
+            outcome.succeeded.len(),
+            2,
+            "not listed as failed means accepted"
+        );
+        assert_eq!(outcome.failed.len(), 1);
+        assert_eq!(outcome.failed[0].code, "validation");
+        assert_eq!(outcome.failed[0].item.name.as_str(), "mood");
+    }
+
+    #[test]
+    fn items_serialize_as_exist_expects() {
+        assert_eq!(
+            serde_json::to_value(item("steps", "2026-11-20", 5)).unwrap(),
+            json!({"name": "steps", "date": "2026-11-20", "value": 5})
+        );
+        let create = CreateItem {
+            label: "Espressos".into(),
+            group: Group::Food,
+            value_type: ValueType::Integer,
+            manual: false,
+        };
+        assert_eq!(
+            serde_json::to_value(create).unwrap(),
+            json!({"label": "Espressos", "group": "food", "value_type": 0, "manual": false})
+        );
+        let acquire = AcquireItem::Template {
+            template: "steps".into(),
+            manual: false,
+        };
+        assert_eq!(
+            serde_json::to_value(acquire).unwrap(),
+            json!({"template": "steps", "manual": false})
+        );
+    }
+}
