@@ -44,13 +44,16 @@ impl Tx<'_> {
             .map_err(|e| self.err(e))
     }
 
-    /// Counts one request in the hour of `now`, and forgets hours long gone.
-    pub fn count_request(&self, now: DateTime<Utc>) -> Result<(), StoreError> {
+    /// Counts `n` requests in the hour of `now`, and forgets hours long gone.
+    pub fn count_requests(&self, now: DateTime<Utc>, n: u32) -> Result<(), StoreError> {
+        if n == 0 {
+            return Ok(());
+        }
         self.tx
             .execute(
-                "INSERT INTO rate_budget (hour, requests) VALUES (?1, 1)
-                 ON CONFLICT (hour) DO UPDATE SET requests = requests + 1",
-                [hour_key(now)],
+                "INSERT INTO rate_budget (hour, requests) VALUES (?1, ?2)
+                 ON CONFLICT (hour) DO UPDATE SET requests = requests + excluded.requests",
+                rusqlite::params![hour_key(now), n],
             )
             .map_err(|e| self.err(e))?;
         self.tx

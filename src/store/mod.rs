@@ -203,6 +203,15 @@ impl Store {
         Ok(out)
     }
 
+    /// A copy of the database at `path`, opened: `--dry-run` works on it, so that nothing it
+    /// does can change the real state.
+    pub fn snapshot_to(&self, path: &Path) -> Result<Store, StoreError> {
+        self.conn
+            .execute("VACUUM INTO ?1", [path.to_string_lossy()])
+            .map_err(|e| self.err(e))?;
+        Store::open_file(path)
+    }
+
     /// A read-only view for queries outside a transaction.
     pub fn read(&self) -> Tx<'_> {
         Tx {

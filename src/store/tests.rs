@@ -333,8 +333,8 @@ fn request_budget_counts_per_hour() {
         .to_utc();
     store
         .transaction(|tx| {
-            tx.count_request(t)?;
-            tx.count_request(t)?;
+            tx.count_requests(t, 1)?;
+            tx.count_requests(t, 1)?;
             tx.mark_limited(t)
         })
         .unwrap();

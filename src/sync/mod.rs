@@ -1,0 +1,533 @@
+//! The sync engine: from sources to the values Exist must hold, losing nothing.
+//!
+//! One run:
+//! 1. finds the user's timezone (configured, or the Exist profile's, cached for a day);
+//! 2. makes sure every configured attribute is owned ([`attributes`]: acquire once);
+//! 3. pulls each due source, storing records and only then advancing its cursor;
+//! 4. recomputes the days whose records changed, plus today and yesterday (`resync_days`), and
+//!    queues in the outbox only values that differ from what Exist acknowledged ([`values`]);
+//! 5. sends the outbox in batches of at most 35 ([`outbox`]).
+//!
+//! A crash at any point leaves records, cursors, changed days and pending values consistent: the
+//! next run picks up where this one stopped.
+
+pub mod attributes;
+pub mod outbox;
+pub mod values;
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, NaiveTime, Utc};
+use chrono_tz::Tz;
+
+use crate::config::{AttributeConfig, Config, SourceConfig, SourceKind};
+use crate::exist::client::ExistClient;
+use crate::exist::types::{Day, Value};
+use crate::sources::{self, Malformed, PullEvent, PullPlan, PullSummary, Record, RecordTime, SinkError, Source};
+use crate::store::{Cursor, StoredRecord, Store, StoreError, Tx};
+use attributes::{ensure_owned, Ownership};
+use outbox::{SendReport, SendStopped};
+use values::{aggregate, decode_time, empty_day_value, encode_time, DayRecord};
+
+/// Which records a run pulls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// What changed since each source's cursor (the default).
+    Incremental,
+    /// Everything the agent ever pulled, again, reconciling vanished records.
+    Full,
+    /// History from a day on, for chosen attributes.
+    Backfill {
+        /// First day.
+        from: Day,
+        /// Last day (default: today).
+        to: Option<Day>,
+    },
+}
+
+/// How a run behaves.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// Which records to pull.
+    pub mode: Mode,
+    /// Compute but send nothing (the caller runs it on a copy of the state).
+    pub dry_run: bool,
+    /// Only these sources (e.g. the one a notification named); `None`: all that are due.
+    pub only_sources: Option<Vec<String>>,
+    /// Only these attributes (by Exist name or configured name); empty: all.
+    pub attributes: Vec<String>,
+    /// At most this many update calls (backfill pacing); `None`: as many as the hour allows.
+    pub max_update_calls: Option<u32>,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Incremental,
+            dry_run: false,
+            only_sources: None,
+            attributes: Vec::new(),
+            max_update_calls: None,
+        }
+    }
+}
+
+/// A value that changed: what Exist holds (as far as the ledger knows) and what it should hold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    /// The attribute's Exist name.
+    pub attribute: String,
+    /// The day.
+    pub day: Day,
+    /// The acknowledged value, if any.
+    pub old: Option<Value>,
+    /// The new value.
+    pub new: Value,
+}
+
+/// What happened to one source in a run.
+#[derive(Debug, Clone, Default)]
+pub struct SourceReport {
+    /// The source.
+    pub name: String,
+    /// Whether it was pulled (not skipped as not due).
+    pub pulled: bool,
+    /// Counts of the pull.
+    pub summary: PullSummary,
+    /// Records skipped as malformed.
+    pub malformed: Vec<Malformed>,
+    /// Why the pull failed, if it did.
+    pub error: Option<String>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct SyncReport {
+    /// The timezone days were computed in.
+    pub timezone: String,
+    /// Per source.
+    pub sources: Vec<SourceReport>,
+    /// Values queued because they changed.
+    pub changes: Vec<Change>,
+    /// Values refused by local checks before sending.
+    pub rejected_locally: usize,
+    /// What sending did.
+    pub send: SendReport,
+    /// Attribute problems (not owned, values that could not be computed).
+    pub problems: Vec<String>,
+}
+
+/// A finished run: its report, and the failure that should set the exit code, if any.
+#[derive(Debug)]
+pub struct SyncOutcome {
+    /// What was done.
+    pub report: SyncReport,
+    /// The first failure that matters for the exit code (the run still did what it could).
+    pub failure: Option<crate::error::Error>,
+}
+
+/// Runs one sync.
+pub async fn sync(config: &Config, store: &mut Store, client: &ExistClient, options: &SyncOptions) -> Result<SyncOutcome, crate::error::Error> {
+    let tz = user_timezone(config, store, client).await?;
+    let day_starts = config.agent.day_starts;
+    rebase_days(config, store, tz, day_starts)?;
+    let ownership = if options.dry_run {
+        Ownership {
+            owned: store.read().owned_attributes()?.into_iter().map(|a| (a.key.clone(), a)).collect(),
+            problems: Vec::new(),
+        }
+    } else {
+        ensure_owned(config, store, client).await?
+    };
+    let mut report = SyncReport {
+        timezone: tz.name().to_owned(),
+        problems: ownership.problems.iter().map(|p| p.message.clone()).collect(),
+        ..SyncReport::default()
+    };
+    let mut failure = None;
+    for source in &config.sources {
+        if options.only_sources.as_ref().is_some_and(|only| !only.contains(&source.name)) {
+            continue;
+        }
+        let source_report = pull_source(source, store, tz, day_starts, options.mode).await;
+        if let (Some(error), None) = (&source_report.1, &failure) {
+            failure = Some(error_for_source(error));
+        }
+        report.sources.push(source_report.0);
+    }
+    let selected = select_attributes(config, &ownership, &options.attributes)?;
+    let today = RecordTime::Instant(Utc::now().fixed_offset()).day(tz, day_starts);
+    let (changes, rejected) = compute(config, store, &ownership, &selected, tz, today, options.mode)?;
+    report.changes = changes;
+    report.rejected_locally = rejected;
+    for change in &report.changes {
+        tracing::debug!(attribute = %change.attribute, day = %change.day, old = ?change.old, new = %change.new, "value changed");
+    }
+    if options.dry_run {
+        return Ok(SyncOutcome { report, failure });
+    }
+    match outbox::flush(store, client, options.max_update_calls).await {
+        Ok(sent) => report.send = sent,
+        Err(stopped) => {
+            report.send = stopped.report().clone();
+            failure = Some(stopped.into());
+        }
+    }
+    Ok(SyncOutcome { report, failure })
+}
+
+fn error_for_source(error: &str) -> crate::error::Error {
+    crate::error::Error::Temporary(error.to_owned())
+}
+
+/// The user's timezone: configured, or the Exist profile's (cached, checked once a day).
+async fn user_timezone(config: &Config, store: &mut Store, client: &ExistClient) -> Result<Tz, crate::error::Error> {
+    if let Some(tz) = config.exist.timezone {
+        return Ok(tz);
+    }
+    let cached: Option<Tz> = store.read().meta("profile_timezone")?.and_then(|t| t.parse().ok());
+    let checked = store
+        .read()
+        .meta("profile_timezone_checked")?
+        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+        .map(|t| t.to_utc());
+    if let (Some(tz), Some(at)) = (cached, checked) {
+        if Utc::now() - at < chrono::Duration::days(1) {
+            return Ok(tz);
+        }
+    }
+    let profile = match client.profile().await {
+        Ok(p) => p,
+        Err(e) => {
+            if let Some(tz) = cached {
+                tracing::warn!("could not refresh the Exist profile's timezone ({e}); using {tz}");
+                return Ok(tz);
+            }
+            return Err(e.into());
+        }
+    };
+    let tz: Tz = profile.timezone.parse().map_err(|_| {
+        crate::error::Error::Failed(format!(
+            "Exist's profile timezone \"{}\" is not an IANA name this agent knows; set exist.timezone in the config",
+            profile.timezone
+        ))
+    })?;
+    store.transaction(|tx| {
+        tx.set_meta("profile_timezone", tz.name())?;
+        tx.set_meta("profile_timezone_checked", &crate::store::now_text())
+    })?;
+    Ok(tz)
+}
+
+/// Re-places every stored record on its day when the timezone or the day start changed.
+fn rebase_days(config: &Config, store: &mut Store, tz: Tz, day_starts: NaiveTime) -> Result<(), StoreError> {
+    let basis = format!("{}|{}", tz.name(), day_starts.format("%H:%M"));
+    let known = store.read().meta("day_basis")?;
+    if known.as_deref() == Some(basis.as_str()) {
+        return Ok(());
+    }
+    store.transaction(|tx| {
+        if known.is_some() {
+            tracing::info!(%basis, "the timezone or day start changed; re-placing stored records on their days");
+            for source in &config.sources {
+                for (id, time) in tx.record_times(&source.name)? {
+                    if let Some(time) = decode_time(&time) {
+                        tx.set_record_day(&source.name, &id, time.day(tz, day_starts))?;
+                    }
+                }
+            }
+        }
+        tx.set_meta("day_basis", &basis)
+    })
+}
+
+/// Pulls one source if it is due, storing records and cursor as the source hands them over.
+/// Returns the report and, on failure, the error's words.
+async fn pull_source(source: &SourceConfig, store: &mut Store, tz: Tz, day_starts: NaiveTime, mode: Mode) -> (SourceReport, Option<String>) {
+    let mut report = SourceReport {
+        name: source.name.clone(),
+        ..SourceReport::default()
+    };
+    let now = Utc::now();
+    let cursor = match store.read().cursor(&source.name) {
+        Ok(c) => c,
+        Err(e) => return (report, Some(e.to_string())),
+    };
+    if mode == Mode::Incremental && !crate::schedule::source_due(source.every, cursor.last_pull_at, now) {
+        tracing::debug!(source = %source.name, "not due yet (every {:?})", source.every);
+        return (report, None);
+    }
+    report.pulled = true;
+    let plan = plan_for(source, &cursor, mode, tz, now);
+    let result = run_pull(source, store, tz, day_starts, &plan, &cursor, &mut report.malformed).await;
+    let mut cursor = store.read().cursor(&source.name).unwrap_or(cursor);
+    cursor.last_pull_at = Some(now);
+    let error = match result {
+        Ok(summary) => {
+            report.summary = summary;
+            cursor.last_error = None;
+            None
+        }
+        Err(e) => {
+            let text = e.to_string();
+            tracing::warn!("{text}");
+            cursor.last_error = Some(text.clone());
+            Some(text)
+        }
+    };
+    report.error = error.clone();
+    if let Err(e) = store.transaction(|tx| tx.set_cursor(&source.name, &cursor)) {
+        return (report, Some(e.to_string()));
+    }
+    for m in &report.malformed {
+        tracing::warn!("{m}");
+    }
+    (report, error)
+}
+
+fn plan_for(source: &SourceConfig, cursor: &Cursor, mode: Mode, tz: Tz, now: DateTime<Utc>) -> PullPlan {
+    let window = match &source.kind {
+        SourceKind::Http(h) => chrono::Duration::days(i64::from(h.window_days)),
+        _ => chrono::Duration::days(31),
+    };
+    match mode {
+        Mode::Incremental => PullPlan::Incremental { since: cursor.updated_since },
+        Mode::Full => PullPlan::Windows {
+            from: cursor.history_start.unwrap_or(now - window),
+            to: now,
+        },
+        Mode::Backfill { from, .. } => PullPlan::Windows {
+            from: start_of(from, tz),
+            to: now,
+        },
+    }
+}
+
+/// The instant a day begins in `tz` (the earliest, around daylight-saving changes).
+fn start_of(day: Day, tz: Tz) -> DateTime<Utc> {
+    use chrono::TimeZone;
+    tz.from_local_datetime(&day.date().and_time(NaiveTime::MIN))
+        .earliest()
+        .map(|t| t.to_utc())
+        .unwrap_or_else(|| day.date().and_time(NaiveTime::MIN).and_utc())
+}
+
+/// Runs the pull, storing as it goes: HTTP pages are upserted at once (by id, newest wins);
+/// a file or command is read whole and replaces the source's records when it is complete.
+async fn run_pull(
+    source: &SourceConfig,
+    store: &mut Store,
+    tz: Tz,
+    day_starts: NaiveTime,
+    plan: &PullPlan,
+    before: &Cursor,
+    malformed: &mut Vec<Malformed>,
+) -> Result<PullSummary, sources::SourceError> {
+    let puller = sources::from_config(source)?;
+    let whole = !matches!(source.kind, SourceKind::Http(_));
+    let name = source.name.clone();
+    let mut buffered: Vec<StoredRecord> = Vec::new();
+    let mut cursor = before.clone();
+    let plan_start = match plan {
+        PullPlan::Incremental { since } => *since,
+        PullPlan::Windows { from, .. } => Some(*from),
+    };
+    let mut sink = |event: PullEvent| -> Result<(), SinkError> {
+        match event {
+            PullEvent::Records(records) => {
+                let stored = to_stored(&name, records, tz, day_starts, buffered.len(), whole, malformed);
+                if whole {
+                    buffered.extend(stored);
+                    return Ok(());
+                }
+                store.transaction(|tx| tx.upsert_records(&name, &stored)).map_err(SinkError::new)
+            }
+            PullEvent::Malformed(m) => {
+                malformed.push(m);
+                Ok(())
+            }
+            PullEvent::Total(_) => Ok(()),
+            PullEvent::WindowDone { cursor: done } => {
+                cursor.updated_since = cursor.updated_since.max(Some(done));
+                cursor.history_start = match (cursor.history_start, plan_start) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b).or(Some(done - chrono::Duration::days(31))),
+                };
+                let records = std::mem::take(&mut buffered);
+                store
+                    .transaction(|tx| {
+                        if whole {
+                            tx.replace_records(&name, &records)?;
+                        }
+                        tx.set_cursor(&name, &cursor)
+                    })
+                    .map_err(SinkError::new)
+            }
+        }
+    };
+    puller.pull(plan, &mut sink).await
+}
+
+/// Records as stored. Records without an id get one from their position (files and commands
+/// are read whole, so positions are stable within a run); an HTTP record without one is malformed.
+fn to_stored(source: &str, records: Vec<Record>, tz: Tz, day_starts: NaiveTime, offset: usize, whole: bool, malformed: &mut Vec<Malformed>) -> Vec<StoredRecord> {
+    let mut out = Vec::with_capacity(records.len());
+    for (i, r) in records.into_iter().enumerate() {
+        let id = match (r.id, whole) {
+            (Some(id), _) => id,
+            (None, true) => format!("#{}", offset + i + 1),
+            (None, false) => {
+                malformed.push(Malformed {
+                    source: source.to_owned(),
+                    location: format!("record {}", offset + i + 1),
+                    reason: "it has no id, so a later change could not replace it".into(),
+                });
+                continue;
+            }
+        };
+        out.push(StoredRecord {
+            id,
+            day: r.time.day(tz, day_starts),
+            time: encode_time(&r.time),
+            updated_at: r.updated_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            data: serde_json::Value::Object(r.fields).to_string(),
+        });
+    }
+    out
+}
+
+/// The configured attributes this run computes: owned ones, narrowed by `--attribute`.
+fn select_attributes<'c>(config: &'c Config, ownership: &Ownership, names: &[String]) -> Result<Vec<&'c AttributeConfig>, crate::error::Error> {
+    for name in names {
+        let known = config.attributes.iter().any(|a| a.display_name() == *name || ownership.get(a).is_some_and(|o| o.name.as_str() == name));
+        if !known {
+            return Err(crate::error::Error::Usage(format!(
+                "--attribute {name}: no configured attribute has that name; configured: {}",
+                config.attributes.iter().map(AttributeConfig::display_name).collect::<Vec<_>>().join(", ")
+            )));
+        }
+    }
+    Ok(config
+        .attributes
+        .iter()
+        .filter(|a| ownership.get(a).is_some())
+        .filter(|a| names.is_empty() || names.iter().any(|n| a.display_name() == *n || ownership.get(a).is_some_and(|o| o.name.as_str() == n)))
+        .collect())
+}
+
+/// Recomputes the days that need it and queues the values that changed. Returns the changes and
+/// how many values failed local checks.
+fn compute(
+    config: &Config,
+    store: &mut Store,
+    ownership: &Ownership,
+    selected: &[&AttributeConfig],
+    tz: Tz,
+    today: Day,
+    mode: Mode,
+) -> Result<(Vec<Change>, usize), crate::error::Error> {
+    let resync: Vec<Day> = (1..config.agent.resync_days).fold(vec![today], |mut days, _| {
+        days.push(days.last().expect("not empty").pred());
+        days
+    });
+    let mut changes = Vec::new();
+    let mut rejected = 0;
+    let sources: BTreeSet<&str> = selected.iter().map(|a| a.source.as_str()).collect();
+    for source in sources {
+        let attributes: Vec<&AttributeConfig> = selected.iter().copied().filter(|a| a.source == source).collect();
+        // Changed days are forgotten only when every attribute of the source took them in.
+        let all_of_source = config.attributes.iter().filter(|a| a.source == source).all(|a| attributes.iter().any(|s| s.key() == a.key()));
+        store.transaction(|tx| {
+            let dirty = tx.dirty_days(source)?;
+            for attribute in &attributes {
+                let owned = ownership.get(attribute).expect("selected attributes are owned");
+                let mut days: BTreeSet<Day> = dirty.iter().chain(&resync).copied().collect();
+                let computed_key = format!("computed:{}", attribute.key());
+                let first_time = tx.meta(&computed_key)?.is_none();
+                match mode {
+                    Mode::Full => {
+                        days.extend(tx.record_days(source)?);
+                        days.extend(tx.ledger(&owned.name)?.into_iter().map(|(d, _)| d));
+                    }
+                    Mode::Backfill { from, to } => {
+                        let to = to.unwrap_or(today);
+                        days.extend(tx.record_days(source)?.into_iter().filter(|d| (from..=to).contains(d)));
+                    }
+                    Mode::Incremental if first_time => days.extend(tx.record_days(source)?),
+                    Mode::Incremental => {}
+                }
+                for day in days {
+                    match day_value(tx, attribute, owned, source, day, tz)? {
+                        DayOutcome::Unchanged => {}
+                        DayOutcome::Changed(change) => changes.push(change),
+                        DayOutcome::Rejected => rejected += 1,
+                    }
+                }
+                tx.set_meta(&computed_key, &crate::store::now_text())?;
+            }
+            if all_of_source {
+                tx.clear_dirty_days(source)?;
+            }
+            Ok(())
+        })?;
+    }
+    Ok((changes, rejected))
+}
+
+enum DayOutcome {
+    Unchanged,
+    Changed(Change),
+    Rejected,
+}
+
+/// Computes one (attribute, day) and brings the outbox in line with it.
+fn day_value(tx: &Tx<'_>, attribute: &AttributeConfig, owned: &crate::store::OwnedAttribute, source: &str, day: Day, tz: Tz) -> Result<DayOutcome, StoreError> {
+    let records: Vec<DayRecord> = tx
+        .records_on(source, day)?
+        .into_iter()
+        .filter_map(|(time, data)| {
+            Some(DayRecord {
+                time: decode_time(&time)?,
+                fields: serde_json::from_str(&data).ok()?,
+            })
+        })
+        .collect();
+    let old = tx.ledger_value(&owned.name, day)?;
+    let new = match aggregate(&records, attribute.aggregate, attribute.field.as_deref(), owned.value_type, tz) {
+        Ok(Some(v)) => v,
+        Ok(None) if records.is_empty() && old.is_some() => match empty_day_value(attribute.aggregate) {
+            Some(v) => v,
+            None => return Ok(DayOutcome::Unchanged),
+        },
+        Ok(None) => return Ok(DayOutcome::Unchanged),
+        Err(problem) => {
+            tracing::warn!(attribute = %owned.name, %day, "cannot compute the value: {problem}");
+            tx.reject(owned.name.as_str(), &day.to_string(), &Value::Text(String::new()), "local", &problem.to_string())?;
+            return Ok(DayOutcome::Rejected);
+        }
+    };
+    if let Err(problem) = owned.value_type.check(&new) {
+        if tx.rejected_value(owned.name.as_str(), day)?.as_ref() != Some(&new) {
+            tracing::warn!(attribute = %owned.name, %day, value = %new, "not sent: {problem}");
+            tx.reject(owned.name.as_str(), &day.to_string(), &new, "local", &format!("{problem}; not sent"))?;
+        }
+        return Ok(DayOutcome::Rejected);
+    }
+    if old.as_ref() == Some(&new) {
+        tx.unqueue(&owned.name, day)?;
+        return Ok(DayOutcome::Unchanged);
+    }
+    // A value Exist refused stays aside until it changes: no retrying forever.
+    if tx.rejected_value(owned.name.as_str(), day)?.as_ref() == Some(&new) {
+        return Ok(DayOutcome::Unchanged);
+    }
+    if tx.pending_value(&owned.name, day)?.as_ref() != Some(&new) {
+        tx.enqueue(&owned.name, day, &new)?;
+    }
+    Ok(DayOutcome::Changed(Change {
+        attribute: owned.name.to_string(),
+        day,
+        old,
+        new,
+    }))
+}

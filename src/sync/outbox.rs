@@ -1,0 +1,164 @@
+//! Sending the outbox: every pending value, across days and attributes, in `ceil(n / 35)` update
+//! calls. Each batch's outcome is stored before the next batch goes out, so a crash loses at most
+//! the acknowledgement of one batch, whose values are sent again (updates are idempotent).
+
+use std::collections::BTreeSet;
+
+use chrono::Utc;
+
+use super::attributes::{reacquire, SyncStepError};
+use crate::exist::client::{ExistClient, ExistError, ItemFailure, UpdateItem, WriteOutcome};
+use crate::exist::types::{AttributeName, Batch};
+use crate::store::{Pending, Store};
+
+/// Exist's documented limit of requests per hour per token.
+pub const HOURLY_LIMIT: u32 = 300;
+
+/// What sending the outbox did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SendReport {
+    /// Values Exist acknowledged.
+    pub acknowledged: usize,
+    /// Values Exist refused (kept aside with the error).
+    pub rejected: usize,
+    /// Update calls made.
+    pub update_calls: u32,
+    /// Values still pending.
+    pub remaining: usize,
+}
+
+/// Why sending stopped before the outbox was empty.
+#[derive(Debug, thiserror::Error)]
+pub enum SendStopped {
+    /// The hour's budget is spent (locally counted, or Exist said 429).
+    #[error("Exist's hourly request limit is reached; {remaining} value(s) stay pending and go out after the hour ends")]
+    RateLimited {
+        /// What was done before stopping.
+        report: SendReport,
+        /// Values still pending.
+        remaining: usize,
+    },
+    /// Another failure; everything not acknowledged stays pending.
+    #[error("{source}")]
+    Failed {
+        /// What was done before stopping.
+        report: SendReport,
+        /// Why.
+        source: SyncStepError,
+    },
+}
+
+impl SendStopped {
+    /// What was done before stopping.
+    pub fn report(&self) -> &SendReport {
+        match self {
+            Self::RateLimited { report, .. } | Self::Failed { report, .. } => report,
+        }
+    }
+}
+
+impl From<SendStopped> for crate::error::Error {
+    fn from(e: SendStopped) -> Self {
+        match e {
+            SendStopped::RateLimited { .. } => Self::Temporary(e.to_string()),
+            SendStopped::Failed { source, .. } => source.into(),
+        }
+    }
+}
+
+/// Sends everything pending, batch by batch, until done or stopped by the hour's limit or a
+/// failure. `max_calls` caps the update calls of this flush (backfill pacing).
+pub async fn flush(store: &mut Store, client: &ExistClient, max_calls: Option<u32>) -> Result<SendReport, SendStopped> {
+    let mut report = SendReport::default();
+    let pending = match store.read().pending() {
+        Ok(p) => p,
+        Err(e) => return Err(SendStopped::Failed { report, source: e.into() }),
+    };
+    let total = pending.len();
+    let mut batches = Batch::split(pending).into_iter();
+    while let Some(batch) = batches.next() {
+        let budget_left = match store.read().budget(Utc::now()) {
+            Ok(b) => !b.limited && b.requests < HOURLY_LIMIT,
+            Err(e) => return Err(SendStopped::Failed { report, source: e.into() }),
+        };
+        if max_calls.is_some_and(|max| report.update_calls >= max) || !budget_left {
+            report.remaining = total - report.acknowledged - report.rejected;
+            return Err(SendStopped::RateLimited { remaining: report.remaining, report });
+        }
+        match send_batch(store, client, batch.into_items(), &mut report).await {
+            Ok(()) => {}
+            Err(SyncStepError::Exist(ExistError::RateLimited)) => {
+                let _ = store.transaction(|tx| tx.mark_limited(Utc::now()));
+                report.remaining = total - report.acknowledged - report.rejected;
+                return Err(SendStopped::RateLimited { remaining: report.remaining, report });
+            }
+            Err(source) => {
+                report.remaining = total - report.acknowledged - report.rejected;
+                return Err(SendStopped::Failed { report, source });
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Sends one batch and stores its outcome; `unauthorised` items get one re-acquire and retry.
+async fn send_batch(store: &mut Store, client: &ExistClient, batch: Vec<Pending>, report: &mut SendReport) -> Result<(), SyncStepError> {
+    store.transaction(|tx| batch.iter().try_for_each(|p| tx.note_attempt(&p.attribute, p.day)))?;
+    let items: Vec<UpdateItem> = batch.into_iter().map(|p| UpdateItem { name: p.attribute, date: p.day, value: p.value }).collect();
+    report.update_calls += 1;
+    let outcome = client.update(items).await;
+    count_requests(store, client)?;
+    let outcome = outcome?;
+    let lost: Vec<UpdateItem> = outcome.failed.iter().filter(|f| f.code == "unauthorised").map(|f| f.item.clone()).collect();
+    record(store, outcome, report)?;
+    if lost.is_empty() {
+        return Ok(());
+    }
+    let names: BTreeSet<AttributeName> = lost.iter().map(|i| i.name.clone()).collect();
+    let names: Vec<AttributeName> = names.into_iter().collect();
+    tracing::warn!(attributes = ?names.iter().map(AttributeName::as_str).collect::<Vec<_>>(), "another service owns these attributes now; re-acquiring them once");
+    let back = reacquire(client, &names).await;
+    count_requests(store, client)?;
+    let back = back?;
+    let (retry, refused): (Vec<UpdateItem>, Vec<UpdateItem>) = lost.into_iter().partition(|i| back.contains(&i.name));
+    store.transaction(|tx| {
+        refused.iter().try_for_each(|i| {
+            tx.reject(i.name.as_str(), &i.date.to_string(), &i.value, "unauthorised", "another service owns this attribute and it could not be re-acquired; hand it back to exist-agent in Exist's settings")
+        })
+    })?;
+    report.rejected += refused.len();
+    if retry.is_empty() {
+        return Ok(());
+    }
+    report.update_calls += 1;
+    let outcome = client.update(retry).await;
+    count_requests(store, client)?;
+    record(store, outcome?, report)
+}
+
+fn count_requests(store: &mut Store, client: &ExistClient) -> Result<(), SyncStepError> {
+    let n = client.take_request_count();
+    store.transaction(|tx| tx.count_requests(Utc::now(), n))?;
+    Ok(())
+}
+
+/// Stores acknowledgements and rejections; `unauthorised` items stay pending for the retry.
+fn record(store: &mut Store, outcome: WriteOutcome<UpdateItem>, report: &mut SendReport) -> Result<(), SyncStepError> {
+    store.transaction(|tx| {
+        for (item, _) in &outcome.succeeded {
+            tx.acknowledge(&item.name, item.date, &item.value)?;
+        }
+        for ItemFailure { item, code, error } in &outcome.failed {
+            if code != "unauthorised" {
+                tx.reject(item.name.as_str(), &item.date.to_string(), &item.value, code, error)?;
+            }
+        }
+        Ok(())
+    })?;
+    report.acknowledged += outcome.succeeded.len();
+    report.rejected += outcome.failed.iter().filter(|f| f.code != "unauthorised").count();
+    for f in outcome.failed.iter().filter(|f| f.code != "unauthorised") {
+        tracing::warn!(attribute = %f.item.name, day = %f.item.date, code = %f.code, "Exist refused a value: {}; it is kept aside (see `exist-agent status`)", f.error);
+    }
+    Ok(())
+}

@@ -1,0 +1,204 @@
+//! From a day's records to the one value Exist holds for an attribute that day: pure functions,
+//! independent of record order and of duplicates already removed by id in the store.
+
+use chrono::NaiveDateTime;
+use chrono_tz::Tz;
+use serde_json::{Map, Value as Json};
+
+use crate::config::Aggregate;
+use crate::exist::types::{Value, ValueType};
+use crate::sources::RecordTime;
+
+/// A stored record's time and fields, ready to aggregate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DayRecord {
+    /// When it happened.
+    pub time: RecordTime,
+    /// Its fields.
+    pub fields: Map<String, Json>,
+}
+
+/// Why a day's value could not be computed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueProblem {
+    /// A record's field is not a number where one is needed.
+    #[error("field `{field}` holds {found}, not a number")]
+    NotANumber {
+        /// The field.
+        field: String,
+        /// What it held.
+        found: String,
+    },
+}
+
+/// The day's value of an attribute from its records, or `None` when no record carries the field
+/// (an absent measure is not a zero). `count` counts records; the others read `field`.
+pub fn aggregate(
+    records: &[DayRecord],
+    aggregate: Aggregate,
+    field: Option<&str>,
+    value_type: ValueType,
+    tz: Tz,
+) -> Result<Option<Value>, ValueProblem> {
+    if aggregate == Aggregate::Count {
+        return Ok(Some(Value::Int(records.len() as i64)));
+    }
+    let field = field.expect("the config requires a field for every aggregate but count");
+    if value_type == ValueType::String {
+        return Ok(latest(records, tz, field).map(|v| Value::Text(text_of(v))));
+    }
+    let numbers: Vec<(NaiveDateTime, f64)> = records
+        .iter()
+        .filter_map(|r| r.fields.get(field).filter(|v| !v.is_null()).map(|v| (sort_key(&r.time, tz), v)))
+        .map(|(t, v)| number_of(v).map(|n| (t, n)).ok_or_else(|| ValueProblem::NotANumber { field: field.to_owned(), found: v.to_string() }))
+        .collect::<Result<_, _>>()?;
+    if numbers.is_empty() {
+        return Ok(None);
+    }
+    let values = numbers.iter().map(|(_, n)| *n);
+    let x = match aggregate {
+        Aggregate::Sum => values.sum(),
+        Aggregate::Max => values.fold(f64::NEG_INFINITY, f64::max),
+        Aggregate::Min => values.fold(f64::INFINITY, f64::min),
+        Aggregate::Mean => values.sum::<f64>() / numbers.len() as f64,
+        Aggregate::Last => {
+            // Ties on time are broken by the larger value, so the result never depends on order.
+            numbers.iter().max_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1))).expect("not empty").1
+        }
+        Aggregate::Count => unreachable!("handled above"),
+    };
+    Ok(Some(typed(x, value_type)))
+}
+
+/// The value a day with no records gets, when Exist already holds one for it: sums and counts
+/// of nothing are zero; other aggregates cannot be unset (Exist never sets a value back to null).
+pub fn empty_day_value(aggregate: Aggregate) -> Option<Value> {
+    matches!(aggregate, Aggregate::Sum | Aggregate::Count).then_some(Value::Int(0))
+}
+
+/// A number as Exist expects it for `value_type`: whole types rounded, decimals kept.
+fn typed(x: f64, value_type: ValueType) -> Value {
+    if value_type.is_whole() {
+        Value::Int(x.round() as i64)
+    } else {
+        // Summing decimals in a different order changes the last bits; keep what matters.
+        Value::Float((x * 1e6).round() / 1e6)
+    }
+}
+
+fn number_of(v: &Json) -> Option<f64> {
+    match v {
+        Json::Number(n) => n.as_f64(),
+        Json::String(s) => s.trim().parse().ok(),
+        Json::Bool(b) => Some(f64::from(u8::from(*b))),
+        _ => None,
+    }
+}
+
+fn text_of(v: &Json) -> String {
+    match v {
+        Json::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn latest<'a>(records: &'a [DayRecord], tz: Tz, field: &str) -> Option<&'a Json> {
+    records
+        .iter()
+        .filter_map(|r| r.fields.get(field).filter(|v| !v.is_null()).map(|v| (sort_key(&r.time, tz), v)))
+        .max_by(|a, b| a.0.cmp(&b.0).then_with(|| text_of(a.1).cmp(&text_of(b.1))))
+        .map(|(_, v)| v)
+}
+
+/// A record's time as the user's wall-clock time, to order records of one day.
+fn sort_key(time: &RecordTime, tz: Tz) -> NaiveDateTime {
+    match *time {
+        RecordTime::Date(d) => d.and_time(chrono::NaiveTime::MIN),
+        RecordTime::Instant(t) => t.with_timezone(&tz).naive_local(),
+        RecordTime::Local(t) => t,
+    }
+}
+
+/// A record time as stored: a tag and the text, which [`decode_time`] reads back.
+pub fn encode_time(time: &RecordTime) -> String {
+    match time {
+        RecordTime::Date(d) => format!("d:{}", d.format("%Y-%m-%d")),
+        RecordTime::Instant(t) => format!("i:{}", t.to_rfc3339()),
+        RecordTime::Local(t) => format!("l:{}", t.format("%Y-%m-%dT%H:%M:%S%.f")),
+    }
+}
+
+/// Reads a time written by [`encode_time`].
+pub fn decode_time(text: &str) -> Option<RecordTime> {
+    let (tag, rest) = text.split_once(':')?;
+    match tag {
+        "d" => chrono::NaiveDate::parse_from_str(rest, "%Y-%m-%d").ok().map(RecordTime::Date),
+        "i" => chrono::DateTime::parse_from_rfc3339(rest).ok().map(RecordTime::Instant),
+        "l" => NaiveDateTime::parse_from_str(rest, "%Y-%m-%dT%H:%M:%S%.f").ok().map(RecordTime::Local),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, NaiveDate};
+    use serde_json::json;
+
+    fn rec(time: &str, fields: Json) -> DayRecord {
+        DayRecord {
+            time: RecordTime::Instant(DateTime::parse_from_rfc3339(time).unwrap()),
+            fields: fields.as_object().unwrap().clone(),
+        }
+    }
+
+    fn agg(records: &[DayRecord], a: Aggregate, vt: ValueType) -> Option<Value> {
+        aggregate(records, a, Some("n"), vt, chrono_tz::UTC).unwrap()
+    }
+
+    #[test]
+    fn every_aggregate() {
+        let r = [rec("2026-11-20T08:00:00Z", json!({"n": 3})), rec("2026-11-20T09:00:00Z", json!({"n": 1.5})), rec("2026-11-20T07:00:00Z", json!({"n": "4"}))];
+        assert_eq!(agg(&r, Aggregate::Sum, ValueType::Float), Some(Value::Float(8.5)));
+        assert_eq!(agg(&r, Aggregate::Sum, ValueType::Integer), Some(Value::Int(9)));
+        assert_eq!(agg(&r, Aggregate::Max, ValueType::Integer), Some(Value::Int(4)));
+        assert_eq!(agg(&r, Aggregate::Min, ValueType::Float), Some(Value::Float(1.5)));
+        assert_eq!(agg(&r, Aggregate::Mean, ValueType::Float), Some(Value::Float(2.833333)));
+        assert_eq!(agg(&r, Aggregate::Last, ValueType::Float), Some(Value::Float(1.5)));
+        assert_eq!(agg(&r, Aggregate::Count, ValueType::Integer), Some(Value::Int(3)));
+    }
+
+    #[test]
+    fn absent_is_not_zero() {
+        let r = [rec("2026-11-20T08:00:00Z", json!({"other": 3}))];
+        assert_eq!(agg(&r, Aggregate::Sum, ValueType::Integer), None);
+        assert_eq!(agg(&r, Aggregate::Count, ValueType::Integer), Some(Value::Int(1)));
+        assert_eq!(agg(&[], Aggregate::Max, ValueType::Integer), None);
+    }
+
+    #[test]
+    fn non_numbers_are_reported() {
+        let r = [rec("2026-11-20T08:00:00Z", json!({"n": "lots"}))];
+        let e = aggregate(&r, Aggregate::Sum, Some("n"), ValueType::Integer, chrono_tz::UTC).unwrap_err();
+        assert!(e.to_string().contains("\"lots\""));
+    }
+
+    #[test]
+    fn strings_take_the_latest() {
+        let r = [rec("2026-11-20T08:00:00Z", json!({"n": "first"})), rec("2026-11-20T20:00:00Z", json!({"n": "last"}))];
+        assert_eq!(agg(&r, Aggregate::Last, ValueType::String), Some(Value::Text("last".into())));
+    }
+
+    #[test]
+    fn times_round_trip_through_storage() {
+        let times = [
+            RecordTime::Date(NaiveDate::from_ymd_opt(2026, 11, 20).unwrap()),
+            RecordTime::Instant(DateTime::parse_from_rfc3339("2026-11-20T08:30:00.250-08:00").unwrap()),
+            RecordTime::Local(NaiveDate::from_ymd_opt(2026, 11, 20).unwrap().and_hms_milli_opt(23, 59, 1, 5).unwrap()),
+        ];
+        for t in times {
+            assert_eq!(decode_time(&encode_time(&t)), Some(t));
+        }
+        assert_eq!(decode_time("x:nothing"), None);
+    }
+}
