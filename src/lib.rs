@@ -16,4 +16,5 @@ pub mod config;
 pub mod error;
 pub mod exist;
 pub mod logging;
+pub mod sandbox;
 pub mod secret;
