@@ -111,8 +111,8 @@ async fn access_token(
         );
     }
     let form = Params::parse(&body);
-    if let Err(response) = authenticate_client(&shared, &form, &headers) {
-        return response;
+    if let Err(why) = authenticate_client(&shared, &form, &headers) {
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", why);
     }
     let lifetime = shared.options.token_lifetime;
     let client_id = shared.options.client_id.as_str();
@@ -165,11 +165,12 @@ async fn access_token(
     }
 }
 
+/// Checks the client's credentials; the error says what is wrong with them.
 fn authenticate_client(
     shared: &Shared,
     form: &Params,
     headers: &HeaderMap,
-) -> Result<(), Response> {
+) -> Result<(), &'static str> {
     let id_ok = form.get("client_id") == Some(shared.options.client_id.as_str());
     let secret_ok = form.get("client_secret") == Some(shared.options.client_secret.as_str());
     if id_ok && secret_ok {
@@ -181,7 +182,7 @@ fn authenticate_client(
     } else {
         "unknown client_id or wrong client_secret"
     };
-    Err(oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", why))
+    Err(why)
 }
 
 fn is_form(headers: &HeaderMap) -> bool {

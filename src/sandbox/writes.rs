@@ -164,7 +164,7 @@ fn batch(
     }
     let items = match parse_items(body) {
         Ok(items) => items,
-        Err(response) => return response,
+        Err(why) => return detail(StatusCode::BAD_REQUEST, &why),
     };
     let params = Params::parse(query.unwrap_or_default().as_bytes());
     let full_objects = params
@@ -203,25 +203,24 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.starts_with("application/json"))
 }
 
-/// The body as a list of at most [`MAX_BATCH`] objects, or the 400 that refuses it whole.
-fn parse_items(body: &[u8]) -> Result<Vec<Item>, Response> {
-    let refuse = |text: String| detail(StatusCode::BAD_REQUEST, &text);
+/// The body as a list of at most [`MAX_BATCH`] objects, or why the whole body is refused.
+fn parse_items(body: &[u8]) -> Result<Vec<Item>, String> {
     let parsed: JsonValue =
-        serde_json::from_slice(body).map_err(|e| refuse(format!("JSON parse error - {e}")))?;
+        serde_json::from_slice(body).map_err(|e| format!("JSON parse error - {e}"))?;
     let JsonValue::Array(items) = parsed else {
-        return Err(refuse("Expected a list of items (a JSON array).".into()));
+        return Err("Expected a list of items (a JSON array).".into());
     };
     if items.len() > MAX_BATCH {
-        return Err(refuse(format!(
+        return Err(format!(
             "At most {MAX_BATCH} items per request; this one has {}. Nothing was applied.",
             items.len()
-        )));
+        ));
     }
     items
         .into_iter()
         .map(|item| match item {
             JsonValue::Object(object) => Ok(object),
-            _ => Err(refuse("Every item must be a JSON object.".into())),
+            _ => Err("Every item must be a JSON object.".into()),
         })
         .collect()
 }
