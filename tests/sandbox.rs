@@ -1115,3 +1115,18 @@ async fn the_controls_are_served_over_http() {
         StatusCode::BAD_REQUEST
     );
 }
+
+#[tokio::test]
+async fn shutdown_stops_the_server() {
+    let h = start().await;
+    let grant = h.sandbox.issue_tokens(&["activity_write"]);
+    assert_eq!(
+        h.get(&grant.access_token, "accounts/profile/").await.0,
+        StatusCode::OK
+    );
+    let addr = h.sandbox.addr();
+    let started = std::time::Instant::now();
+    h.sandbox.shutdown().await;
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}

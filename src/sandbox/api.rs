@@ -15,7 +15,7 @@ use crate::exist::types::{Group, ValueType};
 
 use super::observe::detail;
 use super::params::Params;
-use super::state::{strict_day, AttributeInfo, Owner, Shared};
+use super::state::{label_of, strict_day, AttributeInfo, Owner, Shared};
 use super::tokens::{AuthFailure, Caller};
 use super::writes;
 
@@ -220,10 +220,7 @@ pub(crate) fn attribute_json(attribute: &AttributeInfo) -> Value {
 }
 
 fn group_json(group: Group) -> Value {
-    let name = group.as_str();
-    let mut label = name.to_owned();
-    label[..1].make_ascii_uppercase();
-    json!({ "name": name, "label": label })
+    json!({ "name": group.as_str(), "label": label_of(group.as_str()) })
 }
 
 /// The descriptions Exist gives value types.

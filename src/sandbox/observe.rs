@@ -63,6 +63,14 @@ pub(crate) async fn observe(
         Some(Dropped) => 0,
         None => response.status().as_u16(),
     };
+    // The path only: queries and bodies may carry secrets, and the record keeps them masked.
+    tracing::info!(
+        method = %record.method,
+        path = %record.path,
+        status = record.status,
+        faulted = record.faulted,
+        "sandbox request"
+    );
     shared.log(record);
     response
 }

@@ -68,8 +68,8 @@ impl AttributeInfo {
     }
 }
 
-/// A template's user-facing label: "steps_active_min" -> "Steps active min".
-fn label_of(name: &str) -> String {
+/// A user-facing label for a machine name: "steps_active_min" -> "Steps active min".
+pub(crate) fn label_of(name: &str) -> String {
     let spaced = name.replace('_', " ");
     let mut chars = spaced.chars();
     match chars.next() {
@@ -85,7 +85,8 @@ pub struct RequestRecord {
     pub method: String,
     /// The path, e.g. `/api/2/attributes/update/`.
     pub path: String,
-    /// The raw query string (secret-looking parameters as `***`), empty when there is none.
+    /// The query string, decoded and encoded again with the values of secret-looking
+    /// parameters as `***`; empty when there is none.
     pub query: String,
     /// The status answered; `0` when the connection was dropped without an answer.
     pub status: u16,
@@ -414,6 +415,33 @@ mod tests {
         ));
         assert!(shared.take_fault("/api/2/attributes/update/").is_some());
         assert!(shared.take_fault("/api/2/attributes/update/").is_none());
+    }
+
+    #[test]
+    fn faults_read_from_json_as_documented() {
+        let read = |text: &str| serde_json::from_str::<Fault>(text).unwrap();
+        assert_eq!(
+            read(r#"{"kind":"status","status":503,"count":2,"path_prefix":"/api/2/"}"#),
+            Fault::Status {
+                status: 503,
+                count: 2,
+                path_prefix: Some("/api/2/".into())
+            }
+        );
+        assert_eq!(
+            read(r#"{"kind":"drop","count":1}"#),
+            Fault::Drop {
+                count: 1,
+                path_prefix: None
+            }
+        );
+        assert_eq!(
+            read(r#"{"kind":"retry_after_429","count":1,"retry_after_secs":60}"#),
+            Fault::RetryAfter429 {
+                count: 1,
+                retry_after_secs: 60
+            }
+        );
     }
 
     #[test]
