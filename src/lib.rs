@@ -16,5 +16,6 @@ pub mod config;
 pub mod error;
 pub mod exist;
 pub mod logging;
+pub mod sandbox;
 pub mod secret;
 pub mod store;
