@@ -36,7 +36,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Push(args) => push(&Config::load(&config_path)?, &args),
         Command::Service(_) => Err(Error::NotImplemented("service")),
         Command::Doctor => Err(Error::NotImplemented("doctor")),
-        Command::Sandbox(_) => Err(Error::NotImplemented("sandbox")),
+        Command::Sandbox(args) => runtime()
+            .block_on(crate::sandbox::serve_forever(args.addr, crate::sandbox::SandboxOptions::default()))
+            .map_err(|e| Error::Failed(format!("the sandbox could not listen on {}: {e}", args.addr))),
         Command::Demo => Err(Error::NotImplemented("demo")),
     }
 }
