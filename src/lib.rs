@@ -17,3 +17,4 @@ pub mod error;
 pub mod exist;
 pub mod logging;
 pub mod secret;
+pub mod sources;
