@@ -53,6 +53,8 @@ struct SandboxState {
     rate_limited: (u32, u64),
     /// Answers still to fail, and their status.
     failing: (u32, u16),
+    /// Whether pages go without `Link` headers (like APIs that only send `X-Total-Count`).
+    no_links: bool,
     requests: Vec<(String, u16)>,
 }
 
@@ -182,6 +184,11 @@ impl HealthSandbox {
     /// Answers the next `count` requests with `status` (e.g. 503).
     pub fn inject_error(&self, count: u32, status: u16) {
         self.lock().failing = (count, status);
+    }
+
+    /// Sends `Link` headers (the default) or only `X-Total-Count`, like some APIs.
+    pub fn set_link_headers(&self, enabled: bool) {
+        self.lock().no_links = !enabled;
     }
 
     /// Every request so far: its path and query, and the status it got.
@@ -347,11 +354,11 @@ impl SandboxState {
             .map(|s| Value::Object(s.record.clone()))
             .collect();
         let mut headers = vec![(HeaderName::from_static("x-total-count"), total.to_string())];
-        headers.extend(
-            links(base, query, total)
-                .into_iter()
-                .map(|l| (header::LINK, l)),
-        );
+        let links = match self.no_links {
+            true => Vec::new(),
+            false => links(base, query, total),
+        };
+        headers.extend(links.into_iter().map(|l| (header::LINK, l)));
         Reply {
             status: StatusCode::OK,
             headers,
