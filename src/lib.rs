@@ -18,4 +18,7 @@ pub mod exist;
 pub mod logging;
 pub mod sandbox;
 pub mod secret;
+pub mod sources;
+pub mod status;
 pub mod store;
+pub mod sync;

@@ -1,0 +1,303 @@
+//! Records out of a whole JSON Lines or CSV buffer (a file's content, a command's output).
+//!
+//! Parsing runs on a blocking thread and hands chunks to the async side through a small bounded
+//! channel, so a million-line file neither stalls the runtime nor sits in memory twice.
+
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+
+use super::record::{Malformed, Record, RecordParser, Rejected};
+use super::{emit, Sink, SourceError};
+use crate::config::RecordFormat;
+
+/// Records per [`super::PullEvent::Records`] chunk: large enough to make the sink's per-call cost
+/// negligible, small enough to keep memory flat.
+const CHUNK: usize = 4096;
+
+/// What the parser hands over.
+#[derive(Debug)]
+enum Parsed {
+    Records(Vec<Record>),
+    Malformed(Malformed),
+}
+
+/// How many records and malformed records were handed over.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Counts {
+    pub records: usize,
+    pub malformed: usize,
+}
+
+/// Parses `bytes` and hands records and malformed-record reports to `sink` as they come.
+pub(crate) async fn deliver(
+    source_name: &str,
+    bytes: Vec<u8>,
+    format: RecordFormat,
+    parser: RecordParser,
+    sink: &mut Sink<'_>,
+) -> Result<Counts, SourceError> {
+    let (tx, mut rx) = mpsc::channel(4);
+    let name = source_name.to_owned();
+    // When the sink fails, `rx` is dropped: the next send fails and the parser stops.
+    let parsing = tokio::task::spawn_blocking(move || {
+        let mut out = |parsed| tx.blocking_send(parsed).is_ok();
+        match format {
+            RecordFormat::JsonLines => parse_json_lines(&bytes, &parser, &name, &mut out),
+            RecordFormat::Csv => parse_csv(&bytes, &parser, &name, &mut out),
+        }
+    });
+    let mut counts = Counts::default();
+    while let Some(parsed) = rx.recv().await {
+        let event = match parsed {
+            Parsed::Records(records) => {
+                counts.records += records.len();
+                super::PullEvent::Records(records)
+            }
+            Parsed::Malformed(malformed) => {
+                counts.malformed += 1;
+                super::PullEvent::Malformed(malformed)
+            }
+        };
+        emit(source_name, sink, event)?;
+    }
+    if let Err(e) = parsing.await {
+        if e.is_panic() {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
+    Ok(counts)
+}
+
+/// Collects records into chunks and reports malformed ones; `out` returns false to stop.
+struct Batcher<'a> {
+    source: &'a str,
+    chunk: Vec<Record>,
+    out: &'a mut dyn FnMut(Parsed) -> bool,
+}
+
+impl Batcher<'_> {
+    /// Adds one parse result; false when the receiver is gone.
+    fn push(&mut self, line: u64, result: Result<Record, Rejected>) -> bool {
+        match result {
+            Ok(record) => {
+                self.chunk.push(record);
+                self.chunk.len() < CHUNK || self.flush()
+            }
+            Err(Rejected { id, reason }) => {
+                let location = match id {
+                    Some(id) => format!("line {line} (id {id})"),
+                    None => format!("line {line}"),
+                };
+                self.malformed(location, reason)
+            }
+        }
+    }
+
+    fn malformed(&mut self, location: String, reason: String) -> bool {
+        // Keep the order of the input: records before this report go first.
+        self.flush()
+            && (self.out)(Parsed::Malformed(Malformed {
+                source: self.source.to_owned(),
+                location,
+                reason,
+            }))
+    }
+
+    fn flush(&mut self) -> bool {
+        self.chunk.is_empty()
+            || (self.out)(Parsed::Records(std::mem::replace(
+                &mut self.chunk,
+                Vec::with_capacity(CHUNK),
+            )))
+    }
+}
+
+fn parse_json_lines(
+    bytes: &[u8],
+    parser: &RecordParser,
+    source: &str,
+    out: &mut dyn FnMut(Parsed) -> bool,
+) {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let mut batch = Batcher {
+        source,
+        chunk: Vec::with_capacity(CHUNK),
+        out,
+    };
+    for (line, text) in (1u64..).zip(bytes.split(|&b| b == b'\n')) {
+        let text = text.trim_ascii();
+        if text.is_empty() {
+            continue;
+        }
+        let going = match serde_json::from_slice::<Map<String, Value>>(text) {
+            Ok(fields) => batch.push(line, parser.parse(fields)),
+            Err(e) => batch.malformed(format!("line {line}"), json_problem(&e)),
+        };
+        if !going {
+            return;
+        }
+    }
+    batch.flush();
+}
+
+/// A JSON error without serde_json's "at line 1 column N" (each line is parsed alone).
+fn json_problem(e: &serde_json::Error) -> String {
+    if e.classify() == serde_json::error::Category::Data {
+        return "not a JSON object".to_owned();
+    }
+    let message = e.to_string();
+    let message = message.split(" at line ").next().unwrap_or(&message);
+    format!("not valid JSON ({message} at column {})", e.column())
+}
+
+fn parse_csv(
+    bytes: &[u8],
+    parser: &RecordParser,
+    source: &str,
+    out: &mut dyn FnMut(Parsed) -> bool,
+) {
+    // Flexible: field counts are checked here, so that whitespace-only lines can be skipped.
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(bytes);
+    let mut batch = Batcher {
+        source,
+        chunk: Vec::with_capacity(CHUNK),
+        out,
+    };
+    let headers = match reader.headers() {
+        Ok(headers) => headers.clone(),
+        Err(e) => {
+            batch.malformed("line 1".to_owned(), format!("unreadable header row: {e}"));
+            return;
+        }
+    };
+    let mut row = csv::StringRecord::new();
+    loop {
+        let going = match reader.read_record(&mut row) {
+            Ok(false) => break,
+            Ok(true) if row.iter().all(str::is_empty) => continue,
+            Ok(true) => {
+                let line = row.position().map_or(0, |p| line_of(bytes, p));
+                if row.len() == headers.len() {
+                    batch.push(line, parser.parse(parser.csv_fields(&headers, &row)))
+                } else {
+                    let reason = format!(
+                        "{} fields where the header row has {}",
+                        row.len(),
+                        headers.len()
+                    );
+                    batch.malformed(format!("line {line}"), reason)
+                }
+            }
+            Err(e) => {
+                let line = e.position().map_or(0, |p| line_of(bytes, p));
+                let reason = match e.kind() {
+                    csv::ErrorKind::Utf8 { .. } => "not valid UTF-8".to_owned(),
+                    _ => e.to_string(),
+                };
+                batch.malformed(format!("line {line}"), reason)
+            }
+        };
+        if !going {
+            return;
+        }
+    }
+    batch.flush();
+}
+
+/// The line a CSV row is on: the reader's position points at the blank lines before it.
+fn line_of(bytes: &[u8], position: &csv::Position) -> u64 {
+    let from = usize::try_from(position.byte()).unwrap_or(usize::MAX);
+    let blank = bytes
+        .get(from..)
+        .unwrap_or_default()
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .filter(|&&b| b == b'\n')
+        .count();
+    position.line() + blank as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(bytes: &[u8], format: RecordFormat) -> (Vec<Record>, Vec<Malformed>) {
+        let parser = RecordParser::new("date", None, Some("id"), None);
+        let (mut records, mut malformed) = (Vec::new(), Vec::new());
+        let mut out = |parsed| {
+            match parsed {
+                Parsed::Records(r) => records.extend(r),
+                Parsed::Malformed(m) => malformed.push(m),
+            }
+            true
+        };
+        match format {
+            RecordFormat::JsonLines => parse_json_lines(bytes, &parser, "s", &mut out),
+            RecordFormat::Csv => parse_csv(bytes, &parser, "s", &mut out),
+        }
+        (records, malformed)
+    }
+
+    fn locations(malformed: &[Malformed]) -> Vec<(&str, &str)> {
+        malformed
+            .iter()
+            .map(|m| (m.location.as_str(), m.reason.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn json_lines_skip_blank_lines_and_report_bad_ones_by_line() {
+        let text = b"\xEF\xBB\xBF{\"date\":\"2026-11-20\",\"n\":1}\r\n\n   \n[1,2]\n{\"date\":\n{\"id\":\"x\",\"date\":\"nope\"}\n{\"date\":\"2026-11-21\"}";
+        let (records, malformed) = parse(text, RecordFormat::JsonLines);
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].fields["n"], 1);
+        let found = locations(&malformed);
+        assert_eq!(found[0], ("line 4", "not a JSON object"));
+        assert_eq!(found[1].0, "line 5");
+        assert!(
+            found[1].1.starts_with("not valid JSON (EOF while parsing"),
+            "{}",
+            found[1].1
+        );
+        assert_eq!(found[2].0, "line 6 (id x)");
+    }
+
+    #[test]
+    fn csv_rows_report_their_line() {
+        let text =
+            b"id, date ,n\r\n1,2026-11-20,5\r\n\r\n2,2026-11-21\n3,bad,7\n  \n\n\n4,2026-11-22,8\n";
+        let (records, malformed) = parse(text, RecordFormat::Csv);
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].id.as_deref(), Some("1"));
+        assert_eq!(records[0].fields["n"], 5);
+        assert_eq!(records[1].fields["n"], 8);
+        assert_eq!(records[1].id.as_deref(), Some("4"));
+        assert_eq!(
+            locations(&malformed),
+            vec![
+                ("line 4", "2 fields where the header row has 3"),
+                ("line 5 (id 3)", malformed[1].reason.as_str())
+            ]
+        );
+    }
+
+    #[test]
+    fn chunks_keep_their_size_and_order() {
+        let text: String = (0..CHUNK + 10)
+            .map(|i| format!("{{\"id\":\"{i}\",\"date\":\"2026-11-20\"}}\n"))
+            .collect();
+        let parser = RecordParser::new("date", None, Some("id"), None);
+        let mut sizes = Vec::new();
+        parse_json_lines(text.as_bytes(), &parser, "s", &mut |parsed| {
+            if let Parsed::Records(r) = parsed {
+                sizes.push(r.len());
+            }
+            true
+        });
+        assert_eq!(sizes, vec![CHUNK, 10]);
+    }
+}

@@ -1,0 +1,320 @@
+//! Sources: where records come from, and how they are pulled.
+//!
+//! Three kinds share one [`Source`] trait:
+//! - [`HttpSource`]: a health-data style API (`updated_since` cursors, `Link` pagination,
+//!   windows of at most 31 days), see `reference/source-sync.md`;
+//! - [`FileSource`]: a CSV or JSON Lines file, read whole each run;
+//! - [`CommandSource`]: a program whose standard output is JSON Lines or CSV.
+//!
+//! A pull hands [`PullEvent`]s to a sink as it goes: records, malformed-record reports, and
+//! [`PullEvent::WindowDone`] cursors. The engine stores the records it received and only then
+//! the cursor, in one transaction, so a crash never advances a cursor past unstored data.
+//!
+//! Records are parsed at the edge ([`Record`], [`RecordTime`]); a record that cannot be placed on
+//! a day is reported as [`Malformed`] and skipped, and the rest of the pull goes on.
+//! [`sandbox::HealthSandbox`] is a local health-data API for tests and the demo.
+
+mod buffer;
+mod command;
+mod file;
+mod http;
+pub mod link;
+mod record;
+pub mod sandbox;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::{SourceConfig, SourceKind};
+
+pub use command::CommandSource;
+pub use file::FileSource;
+pub use http::{format_query_time, HttpSource, RetryPolicy, OVERLAP};
+pub use record::{Malformed, Record, RecordTime, TIME_ZONE_FIELD};
+
+/// What the engine asks of a pull.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullPlan {
+    /// What changed since the cursor (`None`: nothing pulled yet, so the last `window_days`).
+    Incremental {
+        /// The cursor stored after the last complete pull.
+        since: Option<DateTime<Utc>>,
+    },
+    /// Everything changed in `from..to` (backfill, full sync), as consecutive windows of at most
+    /// `window_days` each.
+    Windows {
+        /// Start of the first window.
+        from: DateTime<Utc>,
+        /// End of the last window.
+        to: DateTime<Utc>,
+    },
+}
+
+/// What a pull hands to its sink, as it goes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PullEvent {
+    /// The total number of records of the current query (`X-Total-Count`), for progress.
+    Total(u64),
+    /// Records, in the order the source gave them (a page, or a chunk of a file).
+    Records(Vec<Record>),
+    /// A record that was skipped; the pull goes on.
+    Malformed(Malformed),
+    /// Everything changed up to `cursor` has been handed over: the engine stores the records
+    /// received so far and THEN this cursor, in one transaction.
+    WindowDone {
+        /// The next pull's `since`.
+        cursor: DateTime<Utc>,
+    },
+}
+
+/// What a pull did, for logs and `status`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PullSummary {
+    /// Records handed over.
+    pub records: usize,
+    /// Records skipped as malformed.
+    pub malformed: usize,
+    /// Pages (HTTP responses with records) read; 1 for a file or a command.
+    pub pages: usize,
+    /// HTTP requests made, retries included; 0 for a file or a command.
+    pub requests: usize,
+}
+
+/// Why the sink refused an event (e.g. the state database failed); it aborts the pull.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct SinkError(Box<dyn std::error::Error + Send + Sync>);
+
+impl SinkError {
+    /// Wraps the sink's own error.
+    pub fn new(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self(error.into())
+    }
+}
+
+/// Where a pull sends its events. Returning an error aborts the pull: no later event is sent.
+pub type Sink<'a> = dyn FnMut(PullEvent) -> Result<(), SinkError> + Send + 'a;
+
+/// Why a pull failed. Every message names the source and says what to do next.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The source could not be reached (after retries).
+    #[error("source \"{source_name}\": cannot reach {url}: {detail}; check the network and the source's url (the next run tries again)")]
+    Network {
+        /// The source.
+        source_name: String,
+        /// The request's URL.
+        url: String,
+        /// What the HTTP client reported, with its causes.
+        detail: String,
+    },
+    /// The source answered with an error status (after retries, for 5xx).
+    #[error("source \"{source_name}\": {url} answered {status}: {body:?}; {}", status_hint(*status))]
+    Status {
+        /// The source.
+        source_name: String,
+        /// The request's URL.
+        url: String,
+        /// The HTTP status code.
+        status: u16,
+        /// The start of the response body.
+        body: String,
+    },
+    /// The source asks to wait longer than a pull may sleep.
+    #[error("source \"{source_name}\": rate limited for {}; the data stays pending, try again after that", humantime::format_duration(*retry_after))]
+    RateLimited {
+        /// The source.
+        source_name: String,
+        /// How long the source asked to wait.
+        retry_after: Duration,
+    },
+    /// The source answered something this agent cannot read.
+    #[error("source \"{source_name}\": {url}: {problem}; check that the url is a health-data collection endpoint")]
+    BadResponse {
+        /// The source.
+        source_name: String,
+        /// The request's URL.
+        url: String,
+        /// What is wrong with the answer.
+        problem: String,
+    },
+    /// A file could not be read.
+    #[error("source \"{source_name}\": cannot read {}: {source}; check the source's path and the file's permissions", path.display())]
+    Io {
+        /// The source.
+        source_name: String,
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// A command could not be started.
+    #[error("source \"{source_name}\": cannot run `{program}`: {source}; check the source's command (is the program installed and on PATH?)")]
+    Spawn {
+        /// The source.
+        source_name: String,
+        /// The program.
+        program: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// A command failed.
+    #[error("source \"{source_name}\": the command failed ({status}): {stderr:?}; run it by hand to see what is wrong")]
+    Command {
+        /// The source.
+        source_name: String,
+        /// How it ended (exit code or signal).
+        status: String,
+        /// The start of its standard error.
+        stderr: String,
+    },
+    /// A command ran longer than its timeout and was killed.
+    #[error("source \"{source_name}\": the command was killed after {}; make it faster or raise the source's timeout", humantime::format_duration(*after))]
+    Timeout {
+        /// The source.
+        source_name: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The environment variable with the source's credentials is not set.
+    #[error("source \"{source_name}\": the environment variable {var} is not set (or empty); export it with the source's token or App Key")]
+    MissingEnv {
+        /// The source.
+        source_name: String,
+        /// The variable.
+        var: String,
+    },
+    /// The HTTP client could not be set up.
+    #[error("source \"{source_name}\": cannot set up an HTTP client: {detail}")]
+    Client {
+        /// The source.
+        source_name: String,
+        /// What the HTTP client reported.
+        detail: String,
+    },
+    /// The sink refused an event; nothing after it was handed over.
+    #[error("source \"{source_name}\": storing pulled records failed: {source}; nothing was lost, the next run pulls again from the last stored cursor")]
+    Sink {
+        /// The source.
+        source_name: String,
+        /// The sink's error.
+        source: SinkError,
+    },
+}
+
+fn status_hint(status: u16) -> &'static str {
+    match status {
+        401 | 403 => "check the source's credentials (token_env or basic_user_env) and that the token is still valid",
+        404 => "check the source's url",
+        400..=499 => "the source refused the query; check the source's url and params",
+        _ => "the source is failing; the data stays pending and the next run tries again",
+    }
+}
+
+impl SourceError {
+    /// Whether trying again later may succeed (network, 5xx, rate limit, timeout): the caller
+    /// keeps its data and exits with the temporary-failure code.
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            Self::Network { .. } | Self::RateLimited { .. } | Self::Timeout { .. } => true,
+            Self::Status { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
+
+    /// The name of the source that failed.
+    pub fn source_name(&self) -> &str {
+        match self {
+            Self::Network { source_name, .. }
+            | Self::Status { source_name, .. }
+            | Self::RateLimited { source_name, .. }
+            | Self::BadResponse { source_name, .. }
+            | Self::Io { source_name, .. }
+            | Self::Spawn { source_name, .. }
+            | Self::Command { source_name, .. }
+            | Self::Timeout { source_name, .. }
+            | Self::MissingEnv { source_name, .. }
+            | Self::Client { source_name, .. }
+            | Self::Sink { source_name, .. } => source_name,
+        }
+    }
+}
+
+/// A place records are pulled from.
+pub trait Source {
+    /// The source's configured name.
+    fn name(&self) -> &str;
+
+    /// Pulls what `plan` asks for, handing events to `sink` as it goes. A sink error aborts the
+    /// pull at once and comes back as [`SourceError::Sink`].
+    fn pull(
+        &self,
+        plan: &PullPlan,
+        sink: &mut Sink<'_>,
+    ) -> impl Future<Output = Result<PullSummary, SourceError>> + Send;
+}
+
+/// Any of the three kinds of source, as configured.
+#[derive(Debug)]
+pub enum AnySource {
+    /// An HTTP API.
+    Http(HttpSource),
+    /// A file.
+    File(FileSource),
+    /// A command.
+    Command(CommandSource),
+}
+
+/// Builds the source a `[[source]]` describes.
+pub fn from_config(config: &SourceConfig) -> Result<AnySource, SourceError> {
+    Ok(match &config.kind {
+        SourceKind::Http(http) => AnySource::Http(HttpSource::new(config, http)?),
+        SourceKind::File(file) => AnySource::File(FileSource::new(config, file)),
+        SourceKind::Command(command) => AnySource::Command(CommandSource::new(config, command)),
+    })
+}
+
+impl Source for AnySource {
+    fn name(&self) -> &str {
+        match self {
+            Self::Http(s) => s.name(),
+            Self::File(s) => s.name(),
+            Self::Command(s) => s.name(),
+        }
+    }
+
+    async fn pull(&self, plan: &PullPlan, sink: &mut Sink<'_>) -> Result<PullSummary, SourceError> {
+        match self {
+            Self::Http(s) => s.pull(plan, sink).await,
+            Self::File(s) => s.pull(plan, sink).await,
+            Self::Command(s) => s.pull(plan, sink).await,
+        }
+    }
+}
+
+/// Hands `event` to the sink, turning a refusal into the source's error.
+fn emit(source_name: &str, sink: &mut Sink<'_>, event: PullEvent) -> Result<(), SourceError> {
+    sink(event).map_err(|source| SourceError::Sink {
+        source_name: source_name.to_owned(),
+        source,
+    })
+}
+
+/// The first `max` characters of `text` on one line, for error messages.
+fn excerpt(text: &str, max: usize) -> String {
+    let one_line: String = text
+        .trim()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(max + 1)
+        .collect();
+    if one_line.chars().count() > max {
+        let cut: String = one_line.chars().take(max).collect();
+        format!("{cut}…")
+    } else {
+        one_line
+    }
+}
