@@ -16,4 +16,7 @@ pub mod config;
 pub mod error;
 pub mod exist;
 pub mod logging;
+pub mod notify;
+pub mod schedule;
 pub mod secret;
+pub mod service;
