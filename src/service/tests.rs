@@ -8,9 +8,11 @@ fn bin() -> PathBuf {
     PathBuf::from("/opt/exist agent/bin/exist-agent")
 }
 
-/// A binary and a configuration that exist, in directories whose names need quoting.
+/// A binary and a configuration that exist, in directories whose names need quoting. The `%a`
+/// in the binary's directory would expand to the architecture if not escaped, and systemd-analyze
+/// would then find no executable.
 fn real_files(root: &Path) -> (PathBuf, PathBuf) {
-    let bin_dir = root.join("bin dir");
+    let bin_dir = root.join("bin %a dir");
     let conf_dir = root.join("my \"conf\" 100%$HOME");
     std::fs::create_dir_all(&bin_dir).unwrap();
     std::fs::create_dir_all(&conf_dir).unwrap();
