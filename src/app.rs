@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cli::{BackfillArgs, Cli, Command, LoginArgs, LogoutArgs, PushArgs, RunArgs, StatusArgs};
+use crate::cli::{
+    BackfillArgs, Cli, Command, LoginArgs, LogoutArgs, PushArgs, RunArgs, StatusArgs,
+};
 use crate::config::{self, Config};
 use crate::error::{Error, Result};
 use crate::exist::auth::{self, Auth};
@@ -23,9 +25,14 @@ pub const RUN_LOCK_WAIT: Duration = Duration::from_secs(60);
 /// Runs one command line to completion.
 pub fn run(cli: Cli) -> Result<()> {
     let Some(command) = cli.effective_command() else {
-        return Err(Error::Usage("no command given; see `exist-agent --help`".into()));
+        return Err(Error::Usage(
+            "no command given; see `exist-agent --help`".into(),
+        ));
     };
-    let config_path = cli.config.clone().unwrap_or_else(config::default_config_path);
+    let config_path = cli
+        .config
+        .clone()
+        .unwrap_or_else(config::default_config_path);
     match command {
         Command::Run(args) if args.once => run_once(&Config::load(&config_path)?, &args),
         Command::Run(_) => Err(Error::NotImplemented("run (daemon)")),
@@ -37,8 +44,16 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Service(_) => Err(Error::NotImplemented("service")),
         Command::Doctor => Err(Error::NotImplemented("doctor")),
         Command::Sandbox(args) => runtime()
-            .block_on(crate::sandbox::serve_forever(args.addr, crate::sandbox::SandboxOptions::default()))
-            .map_err(|e| Error::Failed(format!("the sandbox could not listen on {}: {e}", args.addr))),
+            .block_on(crate::sandbox::serve_forever(
+                args.addr,
+                crate::sandbox::SandboxOptions::default(),
+            ))
+            .map_err(|e| {
+                Error::Failed(format!(
+                    "the sandbox could not listen on {}: {e}",
+                    args.addr
+                ))
+            }),
         Command::Demo => Err(Error::NotImplemented("demo")),
     }
 }
@@ -81,20 +96,41 @@ impl Session {
 
 fn token_store(config: &Config, state_dir: &Path) -> Result<TokenStore> {
     crate::store::create_private_dir(state_dir)?;
-    let account = format!("{}#{}", config.exist.base_url.host_str().unwrap_or("exist"), config.exist.client_id);
-    TokenStore::open(config.agent.token_store, state_dir, &account).map_err(|e| Error::Failed(e.to_string()))
+    let account = format!(
+        "{}#{}",
+        config.exist.base_url.host_str().unwrap_or("exist"),
+        config.exist.client_id
+    );
+    TokenStore::open(config.agent.token_store, state_dir, &account)
+        .map_err(|e| Error::Failed(e.to_string()))
+}
+
+/// The daemon's schedule for this install: the configured one, at the install's own minute
+/// (derived from the state directory, which identifies the install).
+pub fn schedule_plan(config: &Config) -> crate::schedule::Plan {
+    let minute = crate::schedule::install_minute(&config.state_dir().to_string_lossy());
+    crate::schedule::Plan::new(&config.agent.schedule, minute)
+        .expect("schedules are checked when the config is read")
 }
 
 /// Takes the run lock, telling the user when it has to wait for another run.
 pub fn run_lock(state_dir: &Path) -> Result<FileLock> {
     crate::store::create_private_dir(state_dir)?;
-    Ok(FileLock::acquire(&state_dir.join(RUN_LOCK), RUN_LOCK_WAIT, |pid| {
-        eprintln!("waiting for another exist-agent run (pid {pid}) to finish ...");
-    })?)
+    Ok(FileLock::acquire(
+        &state_dir.join(RUN_LOCK),
+        RUN_LOCK_WAIT,
+        |pid| {
+            eprintln!("waiting for another exist-agent run (pid {pid}) to finish ...");
+        },
+    )?)
 }
 
 fn run_once(config: &Config, args: &RunArgs) -> Result<()> {
-    let mode = if args.full { Mode::Full } else { Mode::Incremental };
+    let mode = if args.full {
+        Mode::Full
+    } else {
+        Mode::Incremental
+    };
     let options = SyncOptions {
         mode,
         dry_run: args.dry_run,
@@ -105,15 +141,28 @@ fn run_once(config: &Config, args: &RunArgs) -> Result<()> {
     if args.dry_run {
         return dry_run(&mut session, &options);
     }
-    let outcome = runtime().block_on(sync::sync(config, &mut session.store, &session.client, &options))?;
+    let outcome = runtime().block_on(sync::sync(
+        config,
+        &mut session.store,
+        &session.client,
+        &options,
+    ))?;
     finish(outcome)
 }
 
 /// Runs the sync on a copy of the state and prints what would be sent.
 fn dry_run(session: &mut Session, options: &SyncOptions) -> Result<()> {
-    let scratch = tempfile::tempdir().map_err(|e| Error::Failed(format!("cannot create a scratch directory: {e}")))?;
-    let mut copy = session.store.snapshot_to(&scratch.path().join(crate::store::DB_FILE))?;
-    let outcome = runtime().block_on(sync::sync(&session.config, &mut copy, &session.client, options))?;
+    let scratch = tempfile::tempdir()
+        .map_err(|e| Error::Failed(format!("cannot create a scratch directory: {e}")))?;
+    let mut copy = session
+        .store
+        .snapshot_to(&scratch.path().join(crate::store::DB_FILE))?;
+    let outcome = runtime().block_on(sync::sync(
+        &session.config,
+        &mut copy,
+        &session.client,
+        options,
+    ))?;
     let pending = copy.read().pending()?;
     if pending.is_empty() {
         println!("nothing to send");
@@ -123,7 +172,11 @@ fn dry_run(session: &mut Session, options: &SyncOptions) -> Result<()> {
         let old = old.map_or_else(|| "(none)".to_owned(), |v| v.to_string());
         println!("{} {} {} -> {}", p.attribute, p.day, old, p.value);
     }
-    println!("dry run: {} value(s) would be sent in {} update call(s); nothing was sent or stored", pending.len(), pending.len().div_ceil(crate::exist::types::MAX_BATCH));
+    println!(
+        "dry run: {} value(s) would be sent in {} update call(s); nothing was sent or stored",
+        pending.len(),
+        pending.len().div_ceil(crate::exist::types::MAX_BATCH)
+    );
     outcome.failure.map_or(Ok(()), Err)
 }
 
@@ -147,7 +200,11 @@ fn finish(outcome: SyncOutcome) -> Result<()> {
     );
     match outcome.failure {
         Some(e) => Err(e),
-        None if !report.problems.is_empty() => Err(Error::Failed(format!("{} attribute(s) could not be synced: {}", report.problems.len(), report.problems.join("; ")))),
+        None if !report.problems.is_empty() => Err(Error::Failed(format!(
+            "{} attribute(s) could not be synced: {}",
+            report.problems.len(),
+            report.problems.join("; ")
+        ))),
         None => Ok(()),
     }
 }
@@ -157,13 +214,21 @@ fn backfill(config: &Config, args: &BackfillArgs) -> Result<()> {
         return Err(Error::Usage(format!("--to is before --from {}", args.from)));
     }
     let options = SyncOptions {
-        mode: Mode::Backfill { from: args.from, to: args.to },
+        mode: Mode::Backfill {
+            from: args.from,
+            to: args.to,
+        },
         attributes: args.attributes.clone(),
         ..SyncOptions::default()
     };
     let _lock = run_lock(&config.state_dir())?;
     let mut session = Session::open(config)?;
-    let outcome = runtime().block_on(sync::sync(config, &mut session.store, &session.client, &options))?;
+    let outcome = runtime().block_on(sync::sync(
+        config,
+        &mut session.store,
+        &session.client,
+        &options,
+    ))?;
     if matches!(outcome.failure, Some(Error::Temporary(_))) && outcome.report.send.remaining > 0 {
         eprintln!(
             "backfill paused with {} value(s) pending: what was pulled is kept; run the same command again after the hour ends to continue",
@@ -182,11 +247,24 @@ fn login(config: &Config, args: &LoginArgs) -> Result<()> {
         println!("Token stored in {}.", tokens.describe());
         return Ok(());
     }
-    let outcome = runtime().block_on(auth::login(&config.exist, &scopes, &tokens, !args.no_browser, |line| {
-        println!("{line}");
-    }))?;
-    let expires = outcome.pair.expires_at.map_or_else(|| "never".to_owned(), |t| t.format("%Y-%m-%d").to_string());
-    println!("Logged in. Tokens stored in {}; they expire {expires}; scopes: {}.", outcome.stored_in, outcome.pair.scopes.join(" "));
+    let outcome = runtime().block_on(auth::login(
+        &config.exist,
+        &scopes,
+        &tokens,
+        !args.no_browser,
+        |line| {
+            println!("{line}");
+        },
+    ))?;
+    let expires = outcome
+        .pair
+        .expires_at
+        .map_or_else(|| "never".to_owned(), |t| t.format("%Y-%m-%d").to_string());
+    println!(
+        "Logged in. Tokens stored in {}; they expire {expires}; scopes: {}.",
+        outcome.stored_in,
+        outcome.pair.scopes.join(" ")
+    );
     Ok(())
 }
 
@@ -215,24 +293,44 @@ fn push(config: &Config, args: &PushArgs) -> Result<()> {
     let _lock = run_lock(&config.state_dir())?;
     let mut session = Session::open(config)?;
     let rt = runtime();
-    let ownership = rt.block_on(sync::attributes::ensure_owned(config, &mut session.store, &session.client))?;
+    let ownership = rt.block_on(sync::attributes::ensure_owned(
+        config,
+        &mut session.store,
+        &session.client,
+    ))?;
     let owned = config
         .attributes
         .iter()
         .filter_map(|a| ownership.get(a).map(|o| (a, o)))
         .find(|(a, o)| a.display_name() == args.name || o.name.as_str() == args.name)
         .map(|(_, o)| o.clone())
-        .ok_or_else(|| Error::Usage(format!("no configured attribute is called {}; push writes configured attributes only", args.name)))?;
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "no configured attribute is called {}; push writes configured attributes only",
+                args.name
+            ))
+        })?;
     let value = parse_value(&args.value, owned.value_type)?;
     let day = match args.date {
         Some(d) => d,
         None => today(config, &session)?,
     };
-    session.store.transaction(|tx| tx.enqueue(&owned.name, day, &value))?;
-    let report = rt.block_on(sync::outbox::flush(&mut session.store, &session.client, None))?;
-    println!("{} {} = {} sent ({} value(s) acknowledged).", owned.name, day, value, report.acknowledged);
+    session
+        .store
+        .transaction(|tx| tx.enqueue(&owned.name, day, &value))?;
+    let report = rt.block_on(sync::outbox::flush(
+        &mut session.store,
+        &session.client,
+        None,
+    ))?;
+    println!(
+        "{} {} = {} sent ({} value(s) acknowledged).",
+        owned.name, day, value, report.acknowledged
+    );
     if report.rejected > 0 {
-        return Err(Error::Failed("Exist refused the value; see `exist-agent status`".into()));
+        return Err(Error::Failed(
+            "Exist refused the value; see `exist-agent status`".into(),
+        ));
     }
     Ok(())
 }
@@ -242,7 +340,15 @@ fn today(config: &Config, session: &Session) -> Result<Day> {
     let tz = config
         .exist
         .timezone
-        .or_else(|| session.store.read().meta("profile_timezone").ok().flatten().and_then(|t| t.parse().ok()))
+        .or_else(|| {
+            session
+                .store
+                .read()
+                .meta("profile_timezone")
+                .ok()
+                .flatten()
+                .and_then(|t| t.parse().ok())
+        })
         .unwrap_or(chrono_tz::UTC);
     Ok(RecordTime::Instant(chrono::Utc::now().fixed_offset()).day(tz, config.agent.day_starts))
 }
@@ -251,10 +357,20 @@ fn today(config: &Config, session: &Session) -> Result<Day> {
 pub fn parse_value(text: &str, value_type: ValueType) -> Result<Value> {
     let value = match value_type {
         ValueType::String => Value::Text(text.to_owned()),
-        ValueType::Float | ValueType::Percentage => text.trim().parse().map(Value::Float).map_err(|_| Error::Usage(format!("`{text}` is not a number")))?,
-        _ => text.trim().parse().map(Value::Int).map_err(|_| Error::Usage(format!("`{text}` is not a whole number (the attribute is of type {value_type})")))?,
+        ValueType::Float | ValueType::Percentage => text
+            .trim()
+            .parse()
+            .map(Value::Float)
+            .map_err(|_| Error::Usage(format!("`{text}` is not a number")))?,
+        _ => text.trim().parse().map(Value::Int).map_err(|_| {
+            Error::Usage(format!(
+                "`{text}` is not a whole number (the attribute is of type {value_type})"
+            ))
+        })?,
     };
-    value_type.check(&value).map_err(|e| Error::Usage(format!("`{text}`: {e}")))?;
+    value_type
+        .check(&value)
+        .map_err(|e| Error::Usage(format!("`{text}`: {e}")))?;
     Ok(value)
 }
 
@@ -263,7 +379,10 @@ fn status(config: &Config, args: &StatusArgs) -> Result<()> {
     let tokens = token_store(config, &session.state_dir)?;
     let report = crate::status::collect(config, &session.store, &tokens)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).expect("status serializes"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("status serializes")
+        );
     } else {
         print!("{}", report.render());
     }
@@ -276,10 +395,19 @@ mod tests {
 
     #[test]
     fn values_typed_on_the_command_line() {
-        assert_eq!(parse_value("12", ValueType::Integer).unwrap(), Value::Int(12));
-        assert_eq!(parse_value("0.5", ValueType::Percentage).unwrap(), Value::Float(0.5));
+        assert_eq!(
+            parse_value("12", ValueType::Integer).unwrap(),
+            Value::Int(12)
+        );
+        assert_eq!(
+            parse_value("0.5", ValueType::Percentage).unwrap(),
+            Value::Float(0.5)
+        );
         assert!(parse_value("1.5", ValueType::Integer).is_err());
         assert!(parse_value("10", ValueType::Scale).is_err());
-        assert_eq!(parse_value("fine", ValueType::String).unwrap(), Value::Text("fine".into()));
+        assert_eq!(
+            parse_value("fine", ValueType::String).unwrap(),
+            Value::Text("fine".into())
+        );
     }
 }

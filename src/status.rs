@@ -116,15 +116,24 @@ pub struct RejectedStatus {
 /// Gathers the report from the configuration, the state and the token store.
 pub fn collect(config: &Config, store: &Store, tokens: &TokenStore) -> Result<StatusReport> {
     let read = store.read();
-    let pair = tokens.load().map_err(|e| crate::error::Error::Failed(e.to_string()))?;
+    let pair = tokens
+        .load()
+        .map_err(|e| crate::error::Error::Failed(e.to_string()))?;
     let needed = config.scopes();
     let token = TokenStatus {
         store: tokens.describe(),
         present: pair.is_some(),
-        expires_at: pair.as_ref().and_then(|p| p.expires_at).map(|t| t.to_rfc3339()),
+        expires_at: pair
+            .as_ref()
+            .and_then(|p| p.expires_at)
+            .map(|t| t.to_rfc3339()),
         refreshable: pair.as_ref().is_some_and(|p| p.refresh_token.is_some()),
         missing_scopes: match &pair {
-            Some(p) => needed.iter().filter(|s| !p.scopes.contains(s)).cloned().collect(),
+            Some(p) => needed
+                .iter()
+                .filter(|s| !p.scopes.contains(s))
+                .cloned()
+                .collect(),
             None => needed.clone(),
         },
         scopes: pair.map(|p| p.scopes).unwrap_or_default(),
@@ -147,7 +156,14 @@ pub fn collect(config: &Config, store: &Store, tokens: &TokenStore) -> Result<St
         config: config.path.display().to_string(),
         state_dir: config.state_dir().display().to_string(),
         token,
-        owned_attributes: read.owned_attributes()?.into_iter().map(|a| OwnedStatus { name: a.name.to_string(), key: a.key }).collect(),
+        owned_attributes: read
+            .owned_attributes()?
+            .into_iter()
+            .map(|a| OwnedStatus {
+                name: a.name.to_string(),
+                key: a.key,
+            })
+            .collect(),
         sources,
         pending: read
             .pending()?
@@ -174,7 +190,9 @@ pub fn collect(config: &Config, store: &Store, tokens: &TokenStore) -> Result<St
         requests_this_hour: budget.requests,
         hourly_limit: HOURLY_LIMIT,
         rate_limited: budget.limited,
-        next_run: crate::schedule::Plan::for_config(config).next_after(now).to_rfc3339(),
+        next_run: crate::app::schedule_plan(config)
+            .next_after(now)
+            .to_rfc3339(),
     })
 }
 
@@ -187,33 +205,78 @@ impl StatusReport {
         let t = &self.token;
         if t.present {
             let expiry = t.expires_at.as_deref().unwrap_or("no expiry known");
-            let refresh = if t.refreshable { "refreshable" } else { "not refreshable" };
-            let _ = writeln!(out, "token:      in {}; expires {expiry}; {refresh}; scopes: {}", t.store, t.scopes.join(" "));
+            let refresh = if t.refreshable {
+                "refreshable"
+            } else {
+                "not refreshable"
+            };
+            let _ = writeln!(
+                out,
+                "token:      in {}; expires {expiry}; {refresh}; scopes: {}",
+                t.store,
+                t.scopes.join(" ")
+            );
         } else {
             let _ = writeln!(out, "token:      none stored (run `exist-agent login`)");
         }
         if !t.missing_scopes.is_empty() {
-            let _ = writeln!(out, "            missing scopes the config needs: {} (run `exist-agent login`)", t.missing_scopes.join(" "));
+            let _ = writeln!(
+                out,
+                "            missing scopes the config needs: {} (run `exist-agent login`)",
+                t.missing_scopes.join(" ")
+            );
         }
-        let names: Vec<&str> = self.owned_attributes.iter().map(|a| a.name.as_str()).collect();
-        let _ = writeln!(out, "owned:      {}", if names.is_empty() { "none yet".to_owned() } else { names.join(", ") });
+        let names: Vec<&str> = self
+            .owned_attributes
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect();
+        let _ = writeln!(
+            out,
+            "owned:      {}",
+            if names.is_empty() {
+                "none yet".to_owned()
+            } else {
+                names.join(", ")
+            }
+        );
         for s in &self.sources {
             let last = s.last_pull.as_deref().unwrap_or("never");
-            let _ = writeln!(out, "source:     {} ({}): last pull {last}, {} record(s)", s.name, s.kind, s.records);
+            let _ = writeln!(
+                out,
+                "source:     {} ({}): last pull {last}, {} record(s)",
+                s.name, s.kind, s.records
+            );
             if let Some(e) = &s.last_error {
                 let _ = writeln!(out, "            last error: {e}");
             }
         }
         let _ = writeln!(out, "pending:    {} value(s)", self.pending.len());
         for p in self.pending.iter().take(20) {
-            let _ = writeln!(out, "            {} {} = {} ({} attempt(s))", p.attribute, p.day, p.value, p.attempts);
+            let _ = writeln!(
+                out,
+                "            {} {} = {} ({} attempt(s))",
+                p.attribute, p.day, p.value, p.attempts
+            );
         }
         let _ = writeln!(out, "rejected:   {} value(s)", self.rejected.len());
         for r in &self.rejected {
-            let _ = writeln!(out, "            {} {} = {}: {}: {}", r.attribute, r.day, r.value, r.error_code, r.error);
+            let _ = writeln!(
+                out,
+                "            {} {} = {}: {}: {}",
+                r.attribute, r.day, r.value, r.error_code, r.error
+            );
         }
-        let limited = if self.rate_limited { " (Exist said 429: writing resumes next hour)" } else { "" };
-        let _ = writeln!(out, "requests:   {}/{} this hour{limited}", self.requests_this_hour, self.hourly_limit);
+        let limited = if self.rate_limited {
+            " (Exist said 429: writing resumes next hour)"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "requests:   {}/{} this hour{limited}",
+            self.requests_this_hour, self.hourly_limit
+        );
         let _ = writeln!(out, "next run:   {}", self.next_run);
         out
     }

@@ -37,60 +37,106 @@ impl Ownership {
 }
 
 /// Acquires or creates the configured attributes the store does not list as owned yet.
-pub async fn ensure_owned(config: &Config, store: &mut Store, client: &ExistClient) -> Result<Ownership, SyncStepError> {
+pub async fn ensure_owned(
+    config: &Config,
+    store: &mut Store,
+    client: &ExistClient,
+) -> Result<Ownership, SyncStepError> {
     let mut ownership = Ownership {
-        owned: store.read().owned_attributes()?.into_iter().map(|a| (a.key.clone(), a)).collect(),
+        owned: store
+            .read()
+            .owned_attributes()?
+            .into_iter()
+            .map(|a| (a.key.clone(), a))
+            .collect(),
         ..Ownership::default()
     };
-    let missing: Vec<&AttributeConfig> = config.attributes.iter().filter(|a| !ownership.owned.contains_key(&a.key())).collect();
+    let missing: Vec<&AttributeConfig> = config
+        .attributes
+        .iter()
+        .filter(|a| !ownership.owned.contains_key(&a.key()))
+        .collect();
     if missing.is_empty() {
         return Ok(ownership);
     }
-    let (custom, acquired): (Vec<_>, Vec<_>) = missing.into_iter().partition(|a| matches!(a.target, AttributeTarget::Custom { .. }));
+    let (custom, acquired): (Vec<_>, Vec<_>) = missing
+        .into_iter()
+        .partition(|a| matches!(a.target, AttributeTarget::Custom { .. }));
 
-    let mut to_acquire: Vec<(&AttributeConfig, AcquireItem)> = acquired.into_iter().map(|a| (a, acquire_item(a))).collect();
+    let mut to_acquire: Vec<(&AttributeConfig, AcquireItem)> =
+        acquired.into_iter().map(|a| (a, acquire_item(a))).collect();
     if !custom.is_empty() {
         let items = custom.iter().map(|a| create_item(a)).collect();
         let outcome = client.create(items).await?;
         let mut created = Vec::new();
         for (item, reply) in outcome.succeeded {
-            let attribute = custom.iter().find(|a| a.display_name() == item.label).expect("reply items come from our request");
+            let attribute = custom
+                .iter()
+                .find(|a| a.display_name() == item.label)
+                .expect("reply items come from our request");
             let name = reply
                 .as_ref()
                 .and_then(|r| r.get("name"))
                 .and_then(|n| n.as_str())
                 .map(AttributeName::new)
                 .unwrap_or_else(|| AttributeName::slug_of(&item.label))
-                .map_err(|e| SyncStepError::Protocol(format!("Exist named the new attribute oddly: {e}")))?;
+                .map_err(|e| {
+                    SyncStepError::Protocol(format!("Exist named the new attribute oddly: {e}"))
+                })?;
             created.push(owned(attribute, name));
         }
         // A label that exists already (e.g. the state was lost): acquire it by its slug instead.
         for failure in outcome.failed {
-            let attribute = custom.iter().find(|a| a.display_name() == failure.item.label).expect("reply items come from our request");
+            let attribute = custom
+                .iter()
+                .find(|a| a.display_name() == failure.item.label)
+                .expect("reply items come from our request");
             tracing::debug!(label = %failure.item.label, code = %failure.code, "create refused; acquiring by name instead");
-            let name = AttributeName::slug_of(&failure.item.label).expect("labels are checked when the config is read");
-            to_acquire.push((attribute, AcquireItem::Name { name: name.to_string(), manual: false }));
+            let name = AttributeName::slug_of(&failure.item.label)
+                .expect("labels are checked when the config is read");
+            to_acquire.push((
+                attribute,
+                AcquireItem::Name {
+                    name: name.to_string(),
+                    manual: false,
+                },
+            ));
         }
         store.transaction(|tx| created.iter().try_for_each(|a| tx.set_owned(a)))?;
-        ownership.owned.extend(created.into_iter().map(|a| (a.key.clone(), a)));
+        ownership
+            .owned
+            .extend(created.into_iter().map(|a| (a.key.clone(), a)));
     }
     if !to_acquire.is_empty() {
-        let outcome = client.acquire(to_acquire.iter().map(|(_, i)| i.clone()).collect()).await?;
+        let outcome = client
+            .acquire(to_acquire.iter().map(|(_, i)| i.clone()).collect())
+            .await?;
         let mut acquired = Vec::new();
         for (item, _) in outcome.succeeded {
-            let (attribute, _) = to_acquire.iter().find(|(_, i)| *i == item).expect("reply items come from our request");
+            let (attribute, _) = to_acquire
+                .iter()
+                .find(|(_, i)| *i == item)
+                .expect("reply items come from our request");
             let name = match &item {
                 AcquireItem::Template { template: n, .. } | AcquireItem::Name { name: n, .. } => n,
             };
-            let name = AttributeName::new(name.as_str()).expect("names are checked when the config is read");
+            let name = AttributeName::new(name.as_str())
+                .expect("names are checked when the config is read");
             acquired.push(owned(attribute, name));
         }
         for failure in outcome.failed {
-            let (attribute, _) = to_acquire.iter().find(|(_, i)| *i == failure.item).expect("reply items come from our request");
-            ownership.problems.push(problem(attribute, &failure.code, &failure.error));
+            let (attribute, _) = to_acquire
+                .iter()
+                .find(|(_, i)| *i == failure.item)
+                .expect("reply items come from our request");
+            ownership
+                .problems
+                .push(problem(attribute, &failure.code, &failure.error));
         }
         store.transaction(|tx| acquired.iter().try_for_each(|a| tx.set_owned(a)))?;
-        ownership.owned.extend(acquired.into_iter().map(|a| (a.key.clone(), a)));
+        ownership
+            .owned
+            .extend(acquired.into_iter().map(|a| (a.key.clone(), a)));
     }
     for a in &ownership.problems {
         tracing::warn!(attribute = %a.attribute, code = %a.code, "{}", a.message);
@@ -100,8 +146,17 @@ pub async fn ensure_owned(config: &Config, store: &mut Store, client: &ExistClie
 
 /// Re-acquires attributes Exist says this agent no longer owns (`unauthorised`): once per
 /// occurrence, as Exist asks. Returns the names now owned again.
-pub async fn reacquire(client: &ExistClient, names: &[AttributeName]) -> Result<Vec<AttributeName>, ExistError> {
-    let items = names.iter().map(|n| AcquireItem::Name { name: n.to_string(), manual: false }).collect();
+pub async fn reacquire(
+    client: &ExistClient,
+    names: &[AttributeName],
+) -> Result<Vec<AttributeName>, ExistError> {
+    let items = names
+        .iter()
+        .map(|n| AcquireItem::Name {
+            name: n.to_string(),
+            manual: false,
+        })
+        .collect();
     let outcome = client.acquire(items).await?;
     for f in &outcome.failed {
         tracing::warn!(attribute = %f.item.key_name(), code = %f.code, error = %f.error, "could not re-acquire an attribute another service took");
@@ -123,9 +178,17 @@ impl AcquireItem {
 
 fn acquire_item(a: &AttributeConfig) -> AcquireItem {
     match &a.target {
-        AttributeTarget::Template(t) => AcquireItem::Template { template: t.name.to_owned(), manual: false },
-        AttributeTarget::Existing { name, .. } => AcquireItem::Name { name: name.clone(), manual: false },
-        AttributeTarget::Custom { .. } => unreachable!("custom attributes are created, not acquired"),
+        AttributeTarget::Template(t) => AcquireItem::Template {
+            template: t.name.to_owned(),
+            manual: false,
+        },
+        AttributeTarget::Existing { name, .. } => AcquireItem::Name {
+            name: name.clone(),
+            manual: false,
+        },
+        AttributeTarget::Custom { .. } => {
+            unreachable!("custom attributes are created, not acquired")
+        }
     }
 }
 

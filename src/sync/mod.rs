@@ -23,10 +23,12 @@ use chrono_tz::Tz;
 use crate::config::{AttributeConfig, Config, SourceConfig, SourceKind};
 use crate::exist::client::ExistClient;
 use crate::exist::types::{Day, Value};
-use crate::sources::{self, Malformed, PullEvent, PullPlan, PullSummary, Record, RecordTime, SinkError, Source};
-use crate::store::{Cursor, StoredRecord, Store, StoreError, Tx};
+use crate::sources::{
+    self, Malformed, PullEvent, PullPlan, PullSummary, Record, RecordTime, SinkError, Source,
+};
+use crate::store::{Cursor, Store, StoreError, StoredRecord, Tx};
 use attributes::{ensure_owned, Ownership};
-use outbox::{SendReport, SendStopped};
+use outbox::SendReport;
 use values::{aggregate, decode_time, empty_day_value, encode_time, DayRecord};
 
 /// Which records a run pulls.
@@ -127,13 +129,23 @@ pub struct SyncOutcome {
 }
 
 /// Runs one sync.
-pub async fn sync(config: &Config, store: &mut Store, client: &ExistClient, options: &SyncOptions) -> Result<SyncOutcome, crate::error::Error> {
+pub async fn sync(
+    config: &Config,
+    store: &mut Store,
+    client: &ExistClient,
+    options: &SyncOptions,
+) -> Result<SyncOutcome, crate::error::Error> {
     let tz = user_timezone(config, store, client).await?;
     let day_starts = config.agent.day_starts;
     rebase_days(config, store, tz, day_starts)?;
     let ownership = if options.dry_run {
         Ownership {
-            owned: store.read().owned_attributes()?.into_iter().map(|a| (a.key.clone(), a)).collect(),
+            owned: store
+                .read()
+                .owned_attributes()?
+                .into_iter()
+                .map(|a| (a.key.clone(), a))
+                .collect(),
             problems: Vec::new(),
         }
     } else {
@@ -141,12 +153,20 @@ pub async fn sync(config: &Config, store: &mut Store, client: &ExistClient, opti
     };
     let mut report = SyncReport {
         timezone: tz.name().to_owned(),
-        problems: ownership.problems.iter().map(|p| p.message.clone()).collect(),
+        problems: ownership
+            .problems
+            .iter()
+            .map(|p| p.message.clone())
+            .collect(),
         ..SyncReport::default()
     };
     let mut failure = None;
     for source in &config.sources {
-        if options.only_sources.as_ref().is_some_and(|only| !only.contains(&source.name)) {
+        if options
+            .only_sources
+            .as_ref()
+            .is_some_and(|only| !only.contains(&source.name))
+        {
             continue;
         }
         let source_report = pull_source(source, store, tz, day_starts, options.mode).await;
@@ -157,7 +177,15 @@ pub async fn sync(config: &Config, store: &mut Store, client: &ExistClient, opti
     }
     let selected = select_attributes(config, &ownership, &options.attributes)?;
     let today = RecordTime::Instant(Utc::now().fixed_offset()).day(tz, day_starts);
-    let (changes, rejected) = compute(config, store, &ownership, &selected, tz, today, options.mode)?;
+    let (changes, rejected) = compute(
+        config,
+        store,
+        &ownership,
+        &selected,
+        tz,
+        today,
+        options.mode,
+    )?;
     report.changes = changes;
     report.rejected_locally = rejected;
     for change in &report.changes {
@@ -181,11 +209,18 @@ fn error_for_source(error: &str) -> crate::error::Error {
 }
 
 /// The user's timezone: configured, or the Exist profile's (cached, checked once a day).
-async fn user_timezone(config: &Config, store: &mut Store, client: &ExistClient) -> Result<Tz, crate::error::Error> {
+async fn user_timezone(
+    config: &Config,
+    store: &mut Store,
+    client: &ExistClient,
+) -> Result<Tz, crate::error::Error> {
     if let Some(tz) = config.exist.timezone {
         return Ok(tz);
     }
-    let cached: Option<Tz> = store.read().meta("profile_timezone")?.and_then(|t| t.parse().ok());
+    let cached: Option<Tz> = store
+        .read()
+        .meta("profile_timezone")?
+        .and_then(|t| t.parse().ok());
     let checked = store
         .read()
         .meta("profile_timezone_checked")?
@@ -220,7 +255,12 @@ async fn user_timezone(config: &Config, store: &mut Store, client: &ExistClient)
 }
 
 /// Re-places every stored record on its day when the timezone or the day start changed.
-fn rebase_days(config: &Config, store: &mut Store, tz: Tz, day_starts: NaiveTime) -> Result<(), StoreError> {
+fn rebase_days(
+    config: &Config,
+    store: &mut Store,
+    tz: Tz,
+    day_starts: NaiveTime,
+) -> Result<(), StoreError> {
     let basis = format!("{}|{}", tz.name(), day_starts.format("%H:%M"));
     let known = store.read().meta("day_basis")?;
     if known.as_deref() == Some(basis.as_str()) {
@@ -243,7 +283,13 @@ fn rebase_days(config: &Config, store: &mut Store, tz: Tz, day_starts: NaiveTime
 
 /// Pulls one source if it is due, storing records and cursor as the source hands them over.
 /// Returns the report and, on failure, the error's words.
-async fn pull_source(source: &SourceConfig, store: &mut Store, tz: Tz, day_starts: NaiveTime, mode: Mode) -> (SourceReport, Option<String>) {
+async fn pull_source(
+    source: &SourceConfig,
+    store: &mut Store,
+    tz: Tz,
+    day_starts: NaiveTime,
+    mode: Mode,
+) -> (SourceReport, Option<String>) {
     let mut report = SourceReport {
         name: source.name.clone(),
         ..SourceReport::default()
@@ -253,13 +299,24 @@ async fn pull_source(source: &SourceConfig, store: &mut Store, tz: Tz, day_start
         Ok(c) => c,
         Err(e) => return (report, Some(e.to_string())),
     };
-    if mode == Mode::Incremental && !crate::schedule::source_due(source.every, cursor.last_pull_at, now) {
+    if mode == Mode::Incremental
+        && !crate::schedule::source_due(source.every, cursor.last_pull_at, now)
+    {
         tracing::debug!(source = %source.name, "not due yet (every {:?})", source.every);
         return (report, None);
     }
     report.pulled = true;
     let plan = plan_for(source, &cursor, mode, tz, now);
-    let result = run_pull(source, store, tz, day_starts, &plan, &cursor, &mut report.malformed).await;
+    let result = run_pull(
+        source,
+        store,
+        tz,
+        day_starts,
+        &plan,
+        &cursor,
+        &mut report.malformed,
+    )
+    .await;
     let mut cursor = store.read().cursor(&source.name).unwrap_or(cursor);
     cursor.last_pull_at = Some(now);
     let error = match result {
@@ -285,13 +342,21 @@ async fn pull_source(source: &SourceConfig, store: &mut Store, tz: Tz, day_start
     (report, error)
 }
 
-fn plan_for(source: &SourceConfig, cursor: &Cursor, mode: Mode, tz: Tz, now: DateTime<Utc>) -> PullPlan {
+fn plan_for(
+    source: &SourceConfig,
+    cursor: &Cursor,
+    mode: Mode,
+    tz: Tz,
+    now: DateTime<Utc>,
+) -> PullPlan {
     let window = match &source.kind {
         SourceKind::Http(h) => chrono::Duration::days(i64::from(h.window_days)),
         _ => chrono::Duration::days(31),
     };
     match mode {
-        Mode::Incremental => PullPlan::Incremental { since: cursor.updated_since },
+        Mode::Incremental => PullPlan::Incremental {
+            since: cursor.updated_since,
+        },
         Mode::Full => PullPlan::Windows {
             from: cursor.history_start.unwrap_or(now - window),
             to: now,
@@ -335,12 +400,22 @@ async fn run_pull(
     let mut sink = |event: PullEvent| -> Result<(), SinkError> {
         match event {
             PullEvent::Records(records) => {
-                let stored = to_stored(&name, records, tz, day_starts, buffered.len(), whole, malformed);
+                let stored = to_stored(
+                    &name,
+                    records,
+                    tz,
+                    day_starts,
+                    buffered.len(),
+                    whole,
+                    malformed,
+                );
                 if whole {
                     buffered.extend(stored);
                     return Ok(());
                 }
-                store.transaction(|tx| tx.upsert_records(&name, &stored)).map_err(SinkError::new)
+                store
+                    .transaction(|tx| tx.upsert_records(&name, &stored))
+                    .map_err(SinkError::new)
             }
             PullEvent::Malformed(m) => {
                 malformed.push(m);
@@ -370,7 +445,15 @@ async fn run_pull(
 
 /// Records as stored. Records without an id get one from their position (files and commands
 /// are read whole, so positions are stable within a run); an HTTP record without one is malformed.
-fn to_stored(source: &str, records: Vec<Record>, tz: Tz, day_starts: NaiveTime, offset: usize, whole: bool, malformed: &mut Vec<Malformed>) -> Vec<StoredRecord> {
+fn to_stored(
+    source: &str,
+    records: Vec<Record>,
+    tz: Tz,
+    day_starts: NaiveTime,
+    offset: usize,
+    whole: bool,
+    malformed: &mut Vec<Malformed>,
+) -> Vec<StoredRecord> {
     let mut out = Vec::with_capacity(records.len());
     for (i, r) in records.into_iter().enumerate() {
         let id = match (r.id, whole) {
@@ -389,7 +472,9 @@ fn to_stored(source: &str, records: Vec<Record>, tz: Tz, day_starts: NaiveTime, 
             id,
             day: r.time.day(tz, day_starts),
             time: encode_time(&r.time),
-            updated_at: r.updated_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            updated_at: r
+                .updated_at
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
             data: serde_json::Value::Object(r.fields).to_string(),
         });
     }
@@ -397,13 +482,24 @@ fn to_stored(source: &str, records: Vec<Record>, tz: Tz, day_starts: NaiveTime, 
 }
 
 /// The configured attributes this run computes: owned ones, narrowed by `--attribute`.
-fn select_attributes<'c>(config: &'c Config, ownership: &Ownership, names: &[String]) -> Result<Vec<&'c AttributeConfig>, crate::error::Error> {
+fn select_attributes<'c>(
+    config: &'c Config,
+    ownership: &Ownership,
+    names: &[String],
+) -> Result<Vec<&'c AttributeConfig>, crate::error::Error> {
     for name in names {
-        let known = config.attributes.iter().any(|a| a.display_name() == *name || ownership.get(a).is_some_and(|o| o.name.as_str() == name));
+        let known = config.attributes.iter().any(|a| {
+            a.display_name() == *name || ownership.get(a).is_some_and(|o| o.name.as_str() == name)
+        });
         if !known {
             return Err(crate::error::Error::Usage(format!(
                 "--attribute {name}: no configured attribute has that name; configured: {}",
-                config.attributes.iter().map(AttributeConfig::display_name).collect::<Vec<_>>().join(", ")
+                config
+                    .attributes
+                    .iter()
+                    .map(AttributeConfig::display_name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
     }
@@ -411,7 +507,12 @@ fn select_attributes<'c>(config: &'c Config, ownership: &Ownership, names: &[Str
         .attributes
         .iter()
         .filter(|a| ownership.get(a).is_some())
-        .filter(|a| names.is_empty() || names.iter().any(|n| a.display_name() == *n || ownership.get(a).is_some_and(|o| o.name.as_str() == n)))
+        .filter(|a| {
+            names.is_empty()
+                || names.iter().any(|n| {
+                    a.display_name() == *n || ownership.get(a).is_some_and(|o| o.name.as_str() == n)
+                })
+        })
         .collect())
 }
 
@@ -434,13 +535,23 @@ fn compute(
     let mut rejected = 0;
     let sources: BTreeSet<&str> = selected.iter().map(|a| a.source.as_str()).collect();
     for source in sources {
-        let attributes: Vec<&AttributeConfig> = selected.iter().copied().filter(|a| a.source == source).collect();
+        let attributes: Vec<&AttributeConfig> = selected
+            .iter()
+            .copied()
+            .filter(|a| a.source == source)
+            .collect();
         // Changed days are forgotten only when every attribute of the source took them in.
-        let all_of_source = config.attributes.iter().filter(|a| a.source == source).all(|a| attributes.iter().any(|s| s.key() == a.key()));
+        let all_of_source = config
+            .attributes
+            .iter()
+            .filter(|a| a.source == source)
+            .all(|a| attributes.iter().any(|s| s.key() == a.key()));
         store.transaction(|tx| {
             let dirty = tx.dirty_days(source)?;
             for attribute in &attributes {
-                let owned = ownership.get(attribute).expect("selected attributes are owned");
+                let owned = ownership
+                    .get(attribute)
+                    .expect("selected attributes are owned");
                 let mut days: BTreeSet<Day> = dirty.iter().chain(&resync).copied().collect();
                 let computed_key = format!("computed:{}", attribute.key());
                 let first_time = tx.meta(&computed_key)?.is_none();
@@ -451,7 +562,11 @@ fn compute(
                     }
                     Mode::Backfill { from, to } => {
                         let to = to.unwrap_or(today);
-                        days.extend(tx.record_days(source)?.into_iter().filter(|d| (from..=to).contains(d)));
+                        days.extend(
+                            tx.record_days(source)?
+                                .into_iter()
+                                .filter(|d| (from..=to).contains(d)),
+                        );
                     }
                     Mode::Incremental if first_time => days.extend(tx.record_days(source)?),
                     Mode::Incremental => {}
@@ -481,7 +596,14 @@ enum DayOutcome {
 }
 
 /// Computes one (attribute, day) and brings the outbox in line with it.
-fn day_value(tx: &Tx<'_>, attribute: &AttributeConfig, owned: &crate::store::OwnedAttribute, source: &str, day: Day, tz: Tz) -> Result<DayOutcome, StoreError> {
+fn day_value(
+    tx: &Tx<'_>,
+    attribute: &AttributeConfig,
+    owned: &crate::store::OwnedAttribute,
+    source: &str,
+    day: Day,
+    tz: Tz,
+) -> Result<DayOutcome, StoreError> {
     let records: Vec<DayRecord> = tx
         .records_on(source, day)?
         .into_iter()
@@ -493,23 +615,43 @@ fn day_value(tx: &Tx<'_>, attribute: &AttributeConfig, owned: &crate::store::Own
         })
         .collect();
     let old = tx.ledger_value(&owned.name, day)?;
-    let new = match aggregate(&records, attribute.aggregate, attribute.field.as_deref(), owned.value_type, tz) {
+    let new = match aggregate(
+        &records,
+        attribute.aggregate,
+        attribute.field.as_deref(),
+        owned.value_type,
+        tz,
+    ) {
         Ok(Some(v)) => v,
-        Ok(None) if records.is_empty() && old.is_some() => match empty_day_value(attribute.aggregate) {
-            Some(v) => v,
-            None => return Ok(DayOutcome::Unchanged),
-        },
+        Ok(None) if records.is_empty() && old.is_some() => {
+            match empty_day_value(attribute.aggregate) {
+                Some(v) => v,
+                None => return Ok(DayOutcome::Unchanged),
+            }
+        }
         Ok(None) => return Ok(DayOutcome::Unchanged),
         Err(problem) => {
             tracing::warn!(attribute = %owned.name, %day, "cannot compute the value: {problem}");
-            tx.reject(owned.name.as_str(), &day.to_string(), &Value::Text(String::new()), "local", &problem.to_string())?;
+            tx.reject(
+                owned.name.as_str(),
+                &day.to_string(),
+                &Value::Text(String::new()),
+                "local",
+                &problem.to_string(),
+            )?;
             return Ok(DayOutcome::Rejected);
         }
     };
     if let Err(problem) = owned.value_type.check(&new) {
         if tx.rejected_value(owned.name.as_str(), day)?.as_ref() != Some(&new) {
             tracing::warn!(attribute = %owned.name, %day, value = %new, "not sent: {problem}");
-            tx.reject(owned.name.as_str(), &day.to_string(), &new, "local", &format!("{problem}; not sent"))?;
+            tx.reject(
+                owned.name.as_str(),
+                &day.to_string(),
+                &new,
+                "local",
+                &format!("{problem}; not sent"),
+            )?;
         }
         return Ok(DayOutcome::Rejected);
     }

@@ -68,29 +68,48 @@ impl From<SendStopped> for crate::error::Error {
 
 /// Sends everything pending, batch by batch, until done or stopped by the hour's limit or a
 /// failure. `max_calls` caps the update calls of this flush (backfill pacing).
-pub async fn flush(store: &mut Store, client: &ExistClient, max_calls: Option<u32>) -> Result<SendReport, SendStopped> {
+pub async fn flush(
+    store: &mut Store,
+    client: &ExistClient,
+    max_calls: Option<u32>,
+) -> Result<SendReport, SendStopped> {
     let mut report = SendReport::default();
     let pending = match store.read().pending() {
         Ok(p) => p,
-        Err(e) => return Err(SendStopped::Failed { report, source: e.into() }),
+        Err(e) => {
+            return Err(SendStopped::Failed {
+                report,
+                source: e.into(),
+            })
+        }
     };
     let total = pending.len();
-    let mut batches = Batch::split(pending).into_iter();
-    while let Some(batch) = batches.next() {
+    for batch in Batch::split(pending) {
         let budget_left = match store.read().budget(Utc::now()) {
             Ok(b) => !b.limited && b.requests < HOURLY_LIMIT,
-            Err(e) => return Err(SendStopped::Failed { report, source: e.into() }),
+            Err(e) => {
+                return Err(SendStopped::Failed {
+                    report,
+                    source: e.into(),
+                })
+            }
         };
         if max_calls.is_some_and(|max| report.update_calls >= max) || !budget_left {
             report.remaining = total - report.acknowledged - report.rejected;
-            return Err(SendStopped::RateLimited { remaining: report.remaining, report });
+            return Err(SendStopped::RateLimited {
+                remaining: report.remaining,
+                report,
+            });
         }
         match send_batch(store, client, batch.into_items(), &mut report).await {
             Ok(()) => {}
             Err(SyncStepError::Exist(ExistError::RateLimited)) => {
                 let _ = store.transaction(|tx| tx.mark_limited(Utc::now()));
                 report.remaining = total - report.acknowledged - report.rejected;
-                return Err(SendStopped::RateLimited { remaining: report.remaining, report });
+                return Err(SendStopped::RateLimited {
+                    remaining: report.remaining,
+                    report,
+                });
             }
             Err(source) => {
                 report.remaining = total - report.acknowledged - report.rejected;
@@ -102,14 +121,35 @@ pub async fn flush(store: &mut Store, client: &ExistClient, max_calls: Option<u3
 }
 
 /// Sends one batch and stores its outcome; `unauthorised` items get one re-acquire and retry.
-async fn send_batch(store: &mut Store, client: &ExistClient, batch: Vec<Pending>, report: &mut SendReport) -> Result<(), SyncStepError> {
-    store.transaction(|tx| batch.iter().try_for_each(|p| tx.note_attempt(&p.attribute, p.day)))?;
-    let items: Vec<UpdateItem> = batch.into_iter().map(|p| UpdateItem { name: p.attribute, date: p.day, value: p.value }).collect();
+async fn send_batch(
+    store: &mut Store,
+    client: &ExistClient,
+    batch: Vec<Pending>,
+    report: &mut SendReport,
+) -> Result<(), SyncStepError> {
+    store.transaction(|tx| {
+        batch
+            .iter()
+            .try_for_each(|p| tx.note_attempt(&p.attribute, p.day))
+    })?;
+    let items: Vec<UpdateItem> = batch
+        .into_iter()
+        .map(|p| UpdateItem {
+            name: p.attribute,
+            date: p.day,
+            value: p.value,
+        })
+        .collect();
     report.update_calls += 1;
     let outcome = client.update(items).await;
     count_requests(store, client)?;
     let outcome = outcome?;
-    let lost: Vec<UpdateItem> = outcome.failed.iter().filter(|f| f.code == "unauthorised").map(|f| f.item.clone()).collect();
+    let lost: Vec<UpdateItem> = outcome
+        .failed
+        .iter()
+        .filter(|f| f.code == "unauthorised")
+        .map(|f| f.item.clone())
+        .collect();
     record(store, outcome, report)?;
     if lost.is_empty() {
         return Ok(());
@@ -120,7 +160,8 @@ async fn send_batch(store: &mut Store, client: &ExistClient, batch: Vec<Pending>
     let back = reacquire(client, &names).await;
     count_requests(store, client)?;
     let back = back?;
-    let (retry, refused): (Vec<UpdateItem>, Vec<UpdateItem>) = lost.into_iter().partition(|i| back.contains(&i.name));
+    let (retry, refused): (Vec<UpdateItem>, Vec<UpdateItem>) =
+        lost.into_iter().partition(|i| back.contains(&i.name));
     store.transaction(|tx| {
         refused.iter().try_for_each(|i| {
             tx.reject(i.name.as_str(), &i.date.to_string(), &i.value, "unauthorised", "another service owns this attribute and it could not be re-acquired; hand it back to exist-agent in Exist's settings")
@@ -143,20 +184,34 @@ fn count_requests(store: &mut Store, client: &ExistClient) -> Result<(), SyncSte
 }
 
 /// Stores acknowledgements and rejections; `unauthorised` items stay pending for the retry.
-fn record(store: &mut Store, outcome: WriteOutcome<UpdateItem>, report: &mut SendReport) -> Result<(), SyncStepError> {
+fn record(
+    store: &mut Store,
+    outcome: WriteOutcome<UpdateItem>,
+    report: &mut SendReport,
+) -> Result<(), SyncStepError> {
     store.transaction(|tx| {
         for (item, _) in &outcome.succeeded {
             tx.acknowledge(&item.name, item.date, &item.value)?;
         }
         for ItemFailure { item, code, error } in &outcome.failed {
             if code != "unauthorised" {
-                tx.reject(item.name.as_str(), &item.date.to_string(), &item.value, code, error)?;
+                tx.reject(
+                    item.name.as_str(),
+                    &item.date.to_string(),
+                    &item.value,
+                    code,
+                    error,
+                )?;
             }
         }
         Ok(())
     })?;
     report.acknowledged += outcome.succeeded.len();
-    report.rejected += outcome.failed.iter().filter(|f| f.code != "unauthorised").count();
+    report.rejected += outcome
+        .failed
+        .iter()
+        .filter(|f| f.code != "unauthorised")
+        .count();
     for f in outcome.failed.iter().filter(|f| f.code != "unauthorised") {
         tracing::warn!(attribute = %f.item.name, day = %f.item.date, code = %f.code, "Exist refused a value: {}; it is kept aside (see `exist-agent status`)", f.error);
     }

@@ -49,8 +49,20 @@ pub fn aggregate(
     }
     let numbers: Vec<(NaiveDateTime, f64)> = records
         .iter()
-        .filter_map(|r| r.fields.get(field).filter(|v| !v.is_null()).map(|v| (sort_key(&r.time, tz), v)))
-        .map(|(t, v)| number_of(v).map(|n| (t, n)).ok_or_else(|| ValueProblem::NotANumber { field: field.to_owned(), found: v.to_string() }))
+        .filter_map(|r| {
+            r.fields
+                .get(field)
+                .filter(|v| !v.is_null())
+                .map(|v| (sort_key(&r.time, tz), v))
+        })
+        .map(|(t, v)| {
+            number_of(v)
+                .map(|n| (t, n))
+                .ok_or_else(|| ValueProblem::NotANumber {
+                    field: field.to_owned(),
+                    found: v.to_string(),
+                })
+        })
         .collect::<Result<_, _>>()?;
     if numbers.is_empty() {
         return Ok(None);
@@ -63,7 +75,11 @@ pub fn aggregate(
         Aggregate::Mean => values.sum::<f64>() / numbers.len() as f64,
         Aggregate::Last => {
             // Ties on time are broken by the larger value, so the result never depends on order.
-            numbers.iter().max_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1))).expect("not empty").1
+            numbers
+                .iter()
+                .max_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)))
+                .expect("not empty")
+                .1
         }
         Aggregate::Count => unreachable!("handled above"),
     };
@@ -105,7 +121,12 @@ fn text_of(v: &Json) -> String {
 fn latest<'a>(records: &'a [DayRecord], tz: Tz, field: &str) -> Option<&'a Json> {
     records
         .iter()
-        .filter_map(|r| r.fields.get(field).filter(|v| !v.is_null()).map(|v| (sort_key(&r.time, tz), v)))
+        .filter_map(|r| {
+            r.fields
+                .get(field)
+                .filter(|v| !v.is_null())
+                .map(|v| (sort_key(&r.time, tz), v))
+        })
         .max_by(|a, b| a.0.cmp(&b.0).then_with(|| text_of(a.1).cmp(&text_of(b.1))))
         .map(|(_, v)| v)
 }
@@ -132,9 +153,15 @@ pub fn encode_time(time: &RecordTime) -> String {
 pub fn decode_time(text: &str) -> Option<RecordTime> {
     let (tag, rest) = text.split_once(':')?;
     match tag {
-        "d" => chrono::NaiveDate::parse_from_str(rest, "%Y-%m-%d").ok().map(RecordTime::Date),
-        "i" => chrono::DateTime::parse_from_rfc3339(rest).ok().map(RecordTime::Instant),
-        "l" => NaiveDateTime::parse_from_str(rest, "%Y-%m-%dT%H:%M:%S%.f").ok().map(RecordTime::Local),
+        "d" => chrono::NaiveDate::parse_from_str(rest, "%Y-%m-%d")
+            .ok()
+            .map(RecordTime::Date),
+        "i" => chrono::DateTime::parse_from_rfc3339(rest)
+            .ok()
+            .map(RecordTime::Instant),
+        "l" => NaiveDateTime::parse_from_str(rest, "%Y-%m-%dT%H:%M:%S%.f")
+            .ok()
+            .map(RecordTime::Local),
         _ => None,
     }
 }
@@ -158,43 +185,91 @@ mod tests {
 
     #[test]
     fn every_aggregate() {
-        let r = [rec("2026-11-20T08:00:00Z", json!({"n": 3})), rec("2026-11-20T09:00:00Z", json!({"n": 1.5})), rec("2026-11-20T07:00:00Z", json!({"n": "4"}))];
-        assert_eq!(agg(&r, Aggregate::Sum, ValueType::Float), Some(Value::Float(8.5)));
-        assert_eq!(agg(&r, Aggregate::Sum, ValueType::Integer), Some(Value::Int(9)));
-        assert_eq!(agg(&r, Aggregate::Max, ValueType::Integer), Some(Value::Int(4)));
-        assert_eq!(agg(&r, Aggregate::Min, ValueType::Float), Some(Value::Float(1.5)));
-        assert_eq!(agg(&r, Aggregate::Mean, ValueType::Float), Some(Value::Float(2.833333)));
-        assert_eq!(agg(&r, Aggregate::Last, ValueType::Float), Some(Value::Float(1.5)));
-        assert_eq!(agg(&r, Aggregate::Count, ValueType::Integer), Some(Value::Int(3)));
+        let r = [
+            rec("2026-11-20T08:00:00Z", json!({"n": 3})),
+            rec("2026-11-20T09:00:00Z", json!({"n": 1.5})),
+            rec("2026-11-20T07:00:00Z", json!({"n": "4"})),
+        ];
+        assert_eq!(
+            agg(&r, Aggregate::Sum, ValueType::Float),
+            Some(Value::Float(8.5))
+        );
+        assert_eq!(
+            agg(&r, Aggregate::Sum, ValueType::Integer),
+            Some(Value::Int(9))
+        );
+        assert_eq!(
+            agg(&r, Aggregate::Max, ValueType::Integer),
+            Some(Value::Int(4))
+        );
+        assert_eq!(
+            agg(&r, Aggregate::Min, ValueType::Float),
+            Some(Value::Float(1.5))
+        );
+        assert_eq!(
+            agg(&r, Aggregate::Mean, ValueType::Float),
+            Some(Value::Float(2.833333))
+        );
+        assert_eq!(
+            agg(&r, Aggregate::Last, ValueType::Float),
+            Some(Value::Float(1.5))
+        );
+        assert_eq!(
+            agg(&r, Aggregate::Count, ValueType::Integer),
+            Some(Value::Int(3))
+        );
     }
 
     #[test]
     fn absent_is_not_zero() {
         let r = [rec("2026-11-20T08:00:00Z", json!({"other": 3}))];
         assert_eq!(agg(&r, Aggregate::Sum, ValueType::Integer), None);
-        assert_eq!(agg(&r, Aggregate::Count, ValueType::Integer), Some(Value::Int(1)));
+        assert_eq!(
+            agg(&r, Aggregate::Count, ValueType::Integer),
+            Some(Value::Int(1))
+        );
         assert_eq!(agg(&[], Aggregate::Max, ValueType::Integer), None);
     }
 
     #[test]
     fn non_numbers_are_reported() {
         let r = [rec("2026-11-20T08:00:00Z", json!({"n": "lots"}))];
-        let e = aggregate(&r, Aggregate::Sum, Some("n"), ValueType::Integer, chrono_tz::UTC).unwrap_err();
+        let e = aggregate(
+            &r,
+            Aggregate::Sum,
+            Some("n"),
+            ValueType::Integer,
+            chrono_tz::UTC,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("\"lots\""));
     }
 
     #[test]
     fn strings_take_the_latest() {
-        let r = [rec("2026-11-20T08:00:00Z", json!({"n": "first"})), rec("2026-11-20T20:00:00Z", json!({"n": "last"}))];
-        assert_eq!(agg(&r, Aggregate::Last, ValueType::String), Some(Value::Text("last".into())));
+        let r = [
+            rec("2026-11-20T08:00:00Z", json!({"n": "first"})),
+            rec("2026-11-20T20:00:00Z", json!({"n": "last"})),
+        ];
+        assert_eq!(
+            agg(&r, Aggregate::Last, ValueType::String),
+            Some(Value::Text("last".into()))
+        );
     }
 
     #[test]
     fn times_round_trip_through_storage() {
         let times = [
             RecordTime::Date(NaiveDate::from_ymd_opt(2026, 11, 20).unwrap()),
-            RecordTime::Instant(DateTime::parse_from_rfc3339("2026-11-20T08:30:00.250-08:00").unwrap()),
-            RecordTime::Local(NaiveDate::from_ymd_opt(2026, 11, 20).unwrap().and_hms_milli_opt(23, 59, 1, 5).unwrap()),
+            RecordTime::Instant(
+                DateTime::parse_from_rfc3339("2026-11-20T08:30:00.250-08:00").unwrap(),
+            ),
+            RecordTime::Local(
+                NaiveDate::from_ymd_opt(2026, 11, 20)
+                    .unwrap()
+                    .and_hms_milli_opt(23, 59, 1, 5)
+                    .unwrap(),
+            ),
         ];
         for t in times {
             assert_eq!(decode_time(&encode_time(&t)), Some(t));
