@@ -102,7 +102,6 @@ pub fn sign(secret: &Secret, body: &[u8]) -> String {
 }
 
 fn mac(secret: &Secret, body: &[u8]) -> HmacSha256 {
-    // HMAC takes keys of any length, so this cannot fail.
     let mut mac = HmacSha256::new_from_slice(secret.expose().as_bytes())
         .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
     mac.update(body);

@@ -118,7 +118,8 @@ enum PlanKind {
 }
 
 impl Plan {
-    /// Resolves `schedule` with this install's `minute` (from [`install_minute`]).
+    /// Resolves `schedule` with this install's `minute` (from [`install_minute`]; a value outside
+    /// `1..=59` is clamped into it).
     ///
     /// `Hourly` fires at `HH:minute:00` UTC; `Daily` at [`DAILY_HOUR_UTC`]`:minute:00` UTC; a cron
     /// expression (5 fields, 6 with seconds first, or `@hourly`-style nicknames) fires when it
@@ -181,6 +182,16 @@ impl Plan {
     /// run is owed (however many were slept through). `None` (never ran) is owed a run too.
     pub fn missed(&self, last_run: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
         last_run.is_none_or(|last| self.next_after(last) <= now)
+    }
+
+    /// When the next run happens after a run at `last_run`: `now` when one is owed (see
+    /// [`Plan::missed`]), else the next fire time. This is what `status` shows as the next run.
+    pub fn next_run(&self, last_run: Option<DateTime<Utc>>, now: DateTime<Utc>) -> DateTime<Utc> {
+        if self.missed(last_run, now) {
+            now
+        } else {
+            self.next_after(now)
+        }
     }
 
     /// The 6-field (seconds first) UTC expression tokio-cron-scheduler needs.
@@ -369,11 +380,7 @@ impl Daemon {
     /// store), so a fire time missed while the daemon was not running is caught up at start.
     pub fn new(plan: Plan, last_run: Option<DateTime<Utc>>) -> Self {
         let now = Utc::now();
-        let next_run = if plan.missed(last_run, now) {
-            now
-        } else {
-            plan.next_after(now)
-        };
+        let next_run = plan.next_run(last_run, now);
         let (status, _) = watch::channel(DaemonStatus {
             last_run,
             last_success: None,
@@ -464,27 +471,43 @@ impl Daemon {
             let Some(request) = state.decide(&self.plan, event, Utc::now()) else {
                 continue;
             };
-            let started = Utc::now();
-            self.status.send_modify(|s| s.running = true);
-            tracing::info!(reason = ?request.reason, sources = ?request.sources, "sync starting");
-            let full = request.reason != Reason::Notified;
-            let (result, stopping) = finish_despite_shutdown(sync(request), &mut shutdown).await;
-            let message = result.err().map(|e| e.to_string());
-            let retry_in = self.backoff_delay(&state, &message);
-            state.record(full, started, message.is_none(), retry_in);
-            self.publish(&state, started, full, message);
-            if stopping {
+            if self
+                .run_once(&mut sync, request, &mut state, &mut shutdown)
+                .await
+            {
                 return;
             }
         }
     }
 
-    /// The delay before the next retry if this run failed.
-    fn backoff_delay(&self, state: &LoopState, error: &Option<String>) -> Duration {
-        if error.is_none() {
-            return Duration::ZERO;
-        }
-        let doublings = state.failures.min(16);
+    /// Runs one sync to completion and records it; true when shutdown was asked for meanwhile.
+    async fn run_once<F, Fut, E>(
+        &self,
+        sync: &mut F,
+        request: RunRequest,
+        state: &mut LoopState,
+        shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+    ) -> bool
+    where
+        F: FnMut(RunRequest) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+        E: fmt::Display,
+    {
+        let started = Utc::now();
+        self.status.send_modify(|s| s.running = true);
+        tracing::info!(reason = ?request.reason, sources = ?request.sources, "sync starting");
+        let full = request.reason != Reason::Notified;
+        let (result, stopping) = finish_despite_shutdown(sync(request), shutdown).await;
+        let message = result.err().map(|e| e.to_string());
+        let retry_in = self.backoff_delay(state.failures);
+        state.record(full, started, message.is_none(), retry_in);
+        self.publish(state, started, full, message);
+        stopping
+    }
+
+    /// The delay before retrying a run that failed after `failures_before` earlier failures.
+    fn backoff_delay(&self, failures_before: u32) -> Duration {
+        let doublings = failures_before.min(16);
         self.backoff_first
             .saturating_mul(1 << doublings)
             .min(self.backoff_cap)
@@ -501,9 +524,7 @@ impl Daemon {
         let now = Utc::now();
         let next_run = match state.retry_at {
             Some(at) => now + at.saturating_duration_since(Instant::now()),
-            // A tick that came during the run is owed now (the loop runs it next).
-            None if self.plan.missed(state.last_run, now) => now,
-            None => self.plan.next_after(now),
+            None => self.plan.next_run(state.last_run, now),
         };
         match &error {
             None => tracing::info!(next_run = %next_run, "sync done"),

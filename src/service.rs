@@ -63,7 +63,7 @@ pub enum ServiceError {
 
 /// Which service manager a [`ServiceTarget`] writes for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ServiceKind {
+enum ServiceKind {
     /// systemd user units: a oneshot service and an hourly timer.
     Systemd,
     /// A launchd LaunchAgent.

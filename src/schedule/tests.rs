@@ -155,6 +155,18 @@ fn catch_up_after_sleep_is_one_run() {
 }
 
 #[test]
+fn next_run_is_now_when_a_run_is_owed() {
+    let plan = Plan::new(&Schedule::Hourly, 17).unwrap();
+    let now = at(2026, 3, 10, 14, 40, 0);
+    assert_eq!(plan.next_run(Some(at(2026, 3, 10, 9, 17, 5)), now), now);
+    assert_eq!(plan.next_run(None, now), now);
+    assert_eq!(
+        plan.next_run(Some(at(2026, 3, 10, 14, 17, 1)), now),
+        at(2026, 3, 10, 15, 17, 0)
+    );
+}
+
+#[test]
 fn source_due_tolerates_a_little_early() {
     let now = at(2026, 3, 10, 10, 17, 0);
     let hour = Some(Duration::from_secs(3600));
