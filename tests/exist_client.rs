@@ -25,7 +25,10 @@ fn coffee_csv(world: &World, days: i64, per_day: usize) -> std::path::PathBuf {
 }
 
 fn file_source(path: &std::path::Path) -> String {
-    format!("[[source]]\nname = \"coffee\"\nkind = \"file\"\npath = \"{}\"\ndate_field = \"date\"\n\n", path.display())
+    format!(
+        "[[source]]\nname = \"coffee\"\nkind = \"file\"\npath = \"{}\"\ndate_field = \"date\"\n\n",
+        path.display()
+    )
 }
 
 fn custom(label: &str) -> String {
@@ -37,17 +40,40 @@ fn template(name: &str) -> String {
 }
 
 const ALL_SCOPES: &[&str] = &[
-    "activity_write", "productivity_write", "food_write", "finance_write", "health_write", "sleep_write",
-    "workouts_write", "events_write", "location_write", "media_write", "social_write", "mood_write",
+    "activity_write",
+    "productivity_write",
+    "food_write",
+    "finance_write",
+    "health_write",
+    "sleep_write",
+    "workouts_write",
+    "events_write",
+    "location_write",
+    "media_write",
+    "social_write",
+    "mood_write",
 ];
 
 #[test]
 fn login_through_the_loopback_listener() {
-    let world = World::new(&format!("{}{}", file_source(&unused_csv()), template("steps")));
-    let mut child = world.std_cmd().args(["login", "--no-browser"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let world = World::new(&format!(
+        "{}{}",
+        file_source(&unused_csv()),
+        template("steps")
+    ));
+    let mut child = world
+        .std_cmd()
+        .args(["login", "--no-browser"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let url = read_authorize_url(&mut stdout);
-    assert!(url.contains("scope=activity_write"), "asks for exactly the scopes the config needs: {url}");
+    assert!(
+        url.contains("scope=activity_write"),
+        "asks for exactly the scopes the config needs: {url}"
+    );
     assert!(url.contains("state="), "sends state: {url}");
     // The "browser": follow Exist's redirect to the agent's listener.
     let page = world.rt.block_on(reqwest::get(&url)).unwrap();
@@ -61,14 +87,20 @@ fn login_through_the_loopback_listener() {
     assert_eq!(world.count("/oauth2/authorize"), 1);
     let token_calls = world.calls("/oauth2/access_token");
     assert_eq!(token_calls.len(), 1);
-    assert_eq!(token_calls[0].grant_type.as_deref(), Some("authorization_code"));
+    assert_eq!(
+        token_calls[0].grant_type.as_deref(),
+        Some("authorization_code")
+    );
     let pair = world.token_store().load().unwrap().expect("tokens stored");
     assert!(pair.refresh_token.is_some());
     assert_eq!(pair.scopes, ["activity_write"]);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(world.state_dir.join("tokens.json")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(world.state_dir.join("tokens.json"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 }
@@ -82,7 +114,10 @@ fn read_authorize_url(stdout: &mut impl BufRead) -> String {
     let mut line = String::new();
     loop {
         line.clear();
-        assert!(stdout.read_line(&mut line).unwrap() > 0, "login printed no URL");
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "login printed no URL"
+        );
         if let Some(url) = line.trim().strip_prefix("http") {
             return format!("http{url}");
         }
@@ -91,24 +126,57 @@ fn read_authorize_url(stdout: &mut impl BufRead) -> String {
 
 #[test]
 fn login_refuses_a_reply_with_another_state() {
-    let world = World::new(&format!("{}{}", file_source(&unused_csv()), template("steps")));
-    let mut child = world.std_cmd().args(["login", "--no-browser"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let world = World::new(&format!(
+        "{}{}",
+        file_source(&unused_csv()),
+        template("steps")
+    ));
+    let mut child = world
+        .std_cmd()
+        .args(["login", "--no-browser"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let url = read_authorize_url(&mut stdout);
-    let redirect = url::Url::parse(&url).unwrap().query_pairs().find(|(k, _)| k == "redirect_uri").unwrap().1.into_owned();
+    let redirect = url::Url::parse(&url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "redirect_uri")
+        .unwrap()
+        .1
+        .into_owned();
     let forged = format!("{redirect}?code=stolen&state=not-the-one-sent");
     let _ = world.rt.block_on(reqwest::get(forged));
     let output = child.wait_with_output().unwrap();
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("does not match"), "{}", String::from_utf8_lossy(&output.stderr));
-    assert_eq!(world.count("/oauth2/access_token"), 0, "no code exchange after a state mismatch");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("does not match"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        world.count("/oauth2/access_token"),
+        0,
+        "no code exchange after a state mismatch"
+    );
     assert!(world.token_store().load().unwrap().is_none());
 }
 
 #[test]
 fn login_with_a_given_token_stores_it() {
-    let world = World::new(&format!("{}{}", file_source(&unused_csv()), template("steps")));
-    world.cmd().args(["login", "--token", "personal-token-123"]).assert().success().stdout(predicate::str::contains("Token stored in"));
+    let world = World::new(&format!(
+        "{}{}",
+        file_source(&unused_csv()),
+        template("steps")
+    ));
+    world
+        .cmd()
+        .args(["login", "--token", "personal-token-123"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Token stored in"));
     let pair = world.token_store().load().unwrap().unwrap();
     assert_eq!(pair.access_token.expose(), "personal-token-123");
     assert_eq!(world.sandbox.requests().len(), 0);
@@ -143,8 +211,18 @@ fn first_run_acquires_and_creates_in_batches_then_never_again() {
     world.cmd().args(["run", "--once"]).assert().success();
     let acquires = world.calls("/api/2/attributes/acquire/");
     assert_eq!(acquires.len(), 2, "36 templates: ceil(36/35) acquire calls");
-    assert_eq!(acquires.iter().map(|r| r.items).collect::<Vec<_>>(), [35, 1]);
-    assert!(acquires.iter().all(|r| r.body.as_ref().unwrap().as_array().unwrap().iter().all(|i| i["manual"] == false)));
+    assert_eq!(
+        acquires.iter().map(|r| r.items).collect::<Vec<_>>(),
+        [35, 1]
+    );
+    assert!(acquires.iter().all(|r| r
+        .body
+        .as_ref()
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|i| i["manual"] == false)));
     let creates = world.calls("/api/2/attributes/create/");
     assert_eq!(creates.len(), 1, "two custom attributes in one create call");
     assert_eq!(creates[0].items, 2);
@@ -153,14 +231,28 @@ fn first_run_acquires_and_creates_in_batches_then_never_again() {
     assert!(world.sandbox.attribute("flat_whites").is_some());
     // 38 attributes x 2 days = 76 values in ceil(76/35) = 3 update calls.
     assert_eq!(world.count("/api/2/attributes/update/"), 3);
-    assert_eq!(world.value("espressos", &common::today_utc().to_string()), Some(1.into()));
+    assert_eq!(
+        world.value("espressos", &common::today_utc().to_string()),
+        Some(1.into())
+    );
 
     let before = world.sandbox.requests().len();
     world.cmd().args(["run", "--once"]).assert().success();
     let later: Vec<_> = world.sandbox.requests().into_iter().skip(before).collect();
-    assert!(later.iter().all(|r| !r.path.contains("acquire") && !r.path.contains("create")), "no acquire on later runs: {later:?}");
-    assert!(later.iter().all(|r| !r.path.starts_with("/oauth2/")), "no token call on later runs");
-    assert!(later.iter().all(|r| !r.path.contains("update")), "nothing changed, nothing written");
+    assert!(
+        later
+            .iter()
+            .all(|r| !r.path.contains("acquire") && !r.path.contains("create")),
+        "no acquire on later runs: {later:?}"
+    );
+    assert!(
+        later.iter().all(|r| !r.path.starts_with("/oauth2/")),
+        "no token call on later runs"
+    );
+    assert!(
+        later.iter().all(|r| !r.path.contains("update")),
+        "nothing changed, nothing written"
+    );
 }
 
 #[test]
@@ -171,7 +263,10 @@ fn a_hundred_values_go_out_in_three_update_calls() {
     world.login_with(&["food_write"]);
     world.cmd().args(["run", "--once"]).assert().success();
     let updates = world.calls("/api/2/attributes/update/");
-    assert_eq!(updates.iter().map(|r| r.items).collect::<Vec<_>>(), [35, 35, 30]);
+    assert_eq!(
+        updates.iter().map(|r| r.items).collect::<Vec<_>>(),
+        [35, 35, 30]
+    );
     assert_eq!(world.sandbox.values().len(), 100);
 }
 
@@ -202,12 +297,23 @@ fn a_token_expiring_within_a_day_is_refreshed_once_and_the_old_refresh_token_nev
 
     // Exist expires the token early: a 401, one refresh with the NEW refresh token, a retry.
     world.sandbox.expire_access_tokens();
-    std::fs::write(&csv, "date,cups\n".to_owned() + &format!("{},1\n{},1\n", common::today_utc(), common::today_utc())).unwrap();
+    std::fs::write(
+        &csv,
+        "date,cups\n".to_owned()
+            + &format!("{},1\n{},1\n", common::today_utc(), common::today_utc()),
+    )
+    .unwrap();
     world.cmd().args(["run", "--once"]).assert().success();
     let refreshes = world.calls("/oauth2/access_token");
     assert_eq!(refreshes.len(), 2);
-    assert_ne!(refreshes[1].refresh_token_fingerprint, refreshes[0].refresh_token_fingerprint, "an old refresh token is never sent again");
-    assert_eq!(world.value("espressos", &common::today_utc().to_string()), Some(2.into()));
+    assert_ne!(
+        refreshes[1].refresh_token_fingerprint, refreshes[0].refresh_token_fingerprint,
+        "an old refresh token is never sent again"
+    );
+    assert_eq!(
+        world.value("espressos", &common::today_utc().to_string()),
+        Some(2.into())
+    );
 
     // Valid for a year now: later runs make no token call.
     world.cmd().args(["run", "--once"]).assert().success();
@@ -219,7 +325,11 @@ fn two_processes_racing_on_an_expired_token_refresh_once() {
     use exist_agent::exist::auth::Auth;
     use exist_agent::exist::tokens::TokenStore;
     let world = World::new("");
-    world.write_config(&format!("{}{}", file_source(&unused_csv()), custom("Espressos")));
+    world.write_config(&format!(
+        "{}{}",
+        file_source(&unused_csv()),
+        custom("Espressos")
+    ));
     world.login_with(&["food_write"]);
     expire_soon(&world);
     let config = exist_agent::config::Config::load(&world.config_path).unwrap();
@@ -227,7 +337,13 @@ fn two_processes_racing_on_an_expired_token_refresh_once() {
     let tokens: Vec<_> = world.rt.block_on(async {
         let handles: Vec<_> = (0..2)
             .map(|_| {
-                let auth = Auth::new(config.exist.clone(), TokenStore::File { path: world.state_dir.join("tokens.json") }, &world.state_dir);
+                let auth = Auth::new(
+                    config.exist.clone(),
+                    TokenStore::File {
+                        path: world.state_dir.join("tokens.json"),
+                    },
+                    &world.state_dir,
+                );
                 tokio::spawn(async move { auth.access_token().await.unwrap() })
             })
             .collect();
@@ -237,7 +353,11 @@ fn two_processes_racing_on_an_expired_token_refresh_once() {
         }
         out
     });
-    assert_eq!(world.count("/oauth2/access_token"), 1, "one refresh for both");
+    assert_eq!(
+        world.count("/oauth2/access_token"),
+        1,
+        "one refresh for both"
+    );
     assert_eq!(tokens[0], tokens[1], "both use the one new token");
 }
 
@@ -248,7 +368,12 @@ fn a_revoked_token_asks_for_login_with_exit_3() {
     world.write_config(&format!("{}{}", file_source(&csv), custom("Espressos")));
     world.login_with(&["food_write"]);
     world.sandbox.revoke_tokens();
-    world.cmd().args(["run", "--once"]).assert().code(3).stderr(predicate::str::contains("run `exist-agent login`"));
+    world
+        .cmd()
+        .args(["run", "--once"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("run `exist-agent login`"));
 }
 
 #[test]
@@ -256,7 +381,12 @@ fn no_token_asks_for_login_with_exit_3() {
     let world = World::new("");
     let csv = coffee_csv(&world, 1, 1);
     world.write_config(&format!("{}{}", file_source(&csv), custom("Espressos")));
-    world.cmd().args(["run", "--once"]).assert().code(3).stderr(predicate::str::contains("run `exist-agent login`"));
+    world
+        .cmd()
+        .args(["run", "--once"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("run `exist-agent login`"));
     assert_eq!(world.sandbox.requests().len(), 0);
 }
 
@@ -264,7 +394,14 @@ fn no_token_asks_for_login_with_exit_3() {
 fn a_202_with_mixed_results_keeps_the_refused_value_aside() {
     let world = World::new("");
     let today = common::today_utc();
-    let csv = write_lines(&world.path("mood.csv"), &["date,score".into(), format!("{today},7"), format!("{},12", today - chrono::Duration::days(1))]);
+    let csv = write_lines(
+        &world.path("mood.csv"),
+        &[
+            "date,score".into(),
+            format!("{today},7"),
+            format!("{},12", today - chrono::Duration::days(1)),
+        ],
+    );
     // The user declared `mood` as an integer: 12 passes the local check, Exist (a scale) refuses it.
     let config = format!(
         "[[source]]\nname = \"moods\"\nkind = \"file\"\npath = \"{}\"\ndate_field = \"date\"\n\n[[attribute]]\ntemplate = \"steps\"\nsource = \"moods\"\naggregate = \"count\"\n\n[[attribute]]\nname = \"mood\"\ngroup = \"mood\"\nvalue_type = \"integer\"\nsource = \"moods\"\nfield = \"score\"\naggregate = \"last\"\n",
@@ -276,7 +413,13 @@ fn a_202_with_mixed_results_keeps_the_refused_value_aside() {
     world.rt.block_on(async {
         let grant = world.sandbox.issue_tokens(&["mood_write"]);
         reqwest::Client::new()
-            .post(world.sandbox.base_url().join("api/2/attributes/acquire/").unwrap())
+            .post(
+                world
+                    .sandbox
+                    .base_url()
+                    .join("api/2/attributes/acquire/")
+                    .unwrap(),
+            )
             .bearer_auth(grant.access_token)
             .json(&serde_json::json!([{"template": "mood"}]))
             .send()
@@ -315,30 +458,61 @@ fn ownership_lost_to_another_service_is_reacquired_once_and_the_value_lands() {
     world.sandbox.give_to_other_service("coffees");
     coffee_csv(&world, 1, 3);
     world.cmd().args(["run", "--once"]).assert().success();
-    assert_eq!(world.count("/api/2/attributes/acquire/"), 2, "one re-acquire");
+    assert_eq!(
+        world.count("/api/2/attributes/acquire/"),
+        2,
+        "one re-acquire"
+    );
     let updates = world.calls("/api/2/attributes/update/");
     assert_eq!(updates.len(), 3, "first run, the refused write, the retry");
     assert_eq!(updates[1].status, 202);
-    assert_eq!(world.value("coffees", &common::today_utc().to_string()), Some(3.into()));
+    assert_eq!(
+        world.value("coffees", &common::today_utc().to_string()),
+        Some(3.into())
+    );
 }
 
 #[test]
 fn a_429_stops_writing_keeps_everything_pending_and_the_next_hour_completes() {
-    let world = World::with_options(SandboxOptions { rate_limit: 4, ..SandboxOptions::default() }, "");
+    let world = World::with_options(
+        SandboxOptions {
+            rate_limit: 4,
+            ..SandboxOptions::default()
+        },
+        "",
+    );
     let csv = coffee_csv(&world, 100, 1);
     world.write_config(&format!("{}{}", file_source(&csv), custom("Espressos")));
     world.login_with(&["food_write"]);
     // profile + create + 2 updates = 4 requests; the third update gets 429.
-    world.cmd().args(["run", "--once"]).assert().code(75).stderr(predicate::str::contains("rate limit"));
+    world
+        .cmd()
+        .args(["run", "--once"])
+        .assert()
+        .code(75)
+        .stderr(predicate::str::contains("hourly request limit is reached"));
     assert_eq!(world.sandbox.values().len(), 70);
-    let status: serde_json::Value = serde_json::from_slice(&world.cmd().args(["status", "--json"]).output().unwrap().stdout).unwrap();
+    let status: serde_json::Value = serde_json::from_slice(
+        &world
+            .cmd()
+            .args(["status", "--json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
     assert_eq!(status["pending"].as_array().unwrap().len(), 30);
     assert_eq!(status["rate_limited"], true);
 
     // Within the same hour, the agent does not even try.
     let before = world.sandbox.requests().len();
     world.cmd().args(["run", "--once"]).assert().code(75);
-    assert!(world.sandbox.requests().iter().skip(before).all(|r| !r.path.contains("update")));
+    assert!(world
+        .sandbox
+        .requests()
+        .iter()
+        .skip(before)
+        .all(|r| !r.path.contains("update")));
 
     world.sandbox.next_hour();
     force_next_hour(&world);

@@ -562,6 +562,7 @@ fn check_agent(loc: &Locator<'_>, raw: raw::RawAgent) -> Result<AgentConfig, Con
         expr => {
             croner::parser::CronParser::builder()
                 .seconds(croner::parser::Seconds::Optional)
+                .year(croner::parser::Year::Disallowed)
                 .build()
                 .parse(expr)
                 .map_err(|e| {

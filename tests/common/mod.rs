@@ -31,11 +31,19 @@ impl World {
             .enable_all()
             .build()
             .unwrap();
-        let sandbox = rt.block_on(Sandbox::start("127.0.0.1:0".parse().unwrap(), options)).unwrap();
+        let sandbox = rt
+            .block_on(Sandbox::start("127.0.0.1:0".parse().unwrap(), options))
+            .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let state_dir = dir.path().join("state");
         let config_path = dir.path().join("config.toml");
-        let world = Self { rt, sandbox, dir, config_path, state_dir };
+        let world = Self {
+            rt,
+            sandbox,
+            dir,
+            config_path,
+            state_dir,
+        };
         world.write_config(rest);
         world
     }
@@ -77,7 +85,9 @@ impl World {
         let pair = TokenPair {
             access_token: Secret::new(grant.access_token),
             refresh_token: Some(Secret::new(grant.refresh_token)),
-            expires_at: Some(chrono::Utc::now() + chrono::Duration::seconds(grant.expires_in as i64)),
+            expires_at: Some(
+                chrono::Utc::now() + chrono::Duration::seconds(grant.expires_in as i64),
+            ),
             scopes: grant.scope.split(' ').map(str::to_owned).collect(),
         };
         self.token_store().save(&pair).unwrap();
@@ -87,12 +97,18 @@ impl World {
     /// The file token store of this world.
     pub fn token_store(&self) -> TokenStore {
         std::fs::create_dir_all(&self.state_dir).unwrap();
-        TokenStore::File { path: self.state_dir.join("tokens.json") }
+        TokenStore::File {
+            path: self.state_dir.join("tokens.json"),
+        }
     }
 
     /// Requests the sandbox served to the API or OAuth endpoints whose path starts with `prefix`.
     pub fn calls(&self, prefix: &str) -> Vec<RequestRecord> {
-        self.sandbox.requests().into_iter().filter(|r| r.path.starts_with(prefix)).collect()
+        self.sandbox
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.starts_with(prefix))
+            .collect()
     }
 
     /// How many calls went to `prefix`.
@@ -102,7 +118,10 @@ impl World {
 
     /// The value Exist holds for (attribute, day).
     pub fn value(&self, attribute: &str, day: &str) -> Option<serde_json::Value> {
-        self.sandbox.values().get(&(attribute.to_owned(), day.to_owned())).cloned()
+        self.sandbox
+            .values()
+            .get(&(attribute.to_owned(), day.to_owned()))
+            .cloned()
     }
 
     /// A file in the temporary directory.
@@ -113,7 +132,11 @@ impl World {
 
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Today's date in UTC, `YYYY-MM-DD`.
