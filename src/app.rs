@@ -14,7 +14,6 @@ use crate::exist::auth::{self, Auth};
 use crate::exist::client::ExistClient;
 use crate::exist::tokens::TokenStore;
 use crate::exist::types::{Day, Value, ValueType};
-use crate::sources::RecordTime;
 use crate::store::lock::{FileLock, RUN_LOCK};
 use crate::store::Store;
 use crate::sync::{self, Mode, SyncOptions, SyncOutcome};
@@ -350,7 +349,11 @@ fn today(config: &Config, session: &Session) -> Result<Day> {
                 .and_then(|t| t.parse().ok())
         })
         .unwrap_or(chrono_tz::UTC);
-    Ok(RecordTime::Instant(chrono::Utc::now().fixed_offset()).day(tz, config.agent.day_starts))
+    Ok(sync::DayBasis {
+        tz,
+        day_starts: config.agent.day_starts,
+    }
+    .today())
 }
 
 /// Parses a value typed on the command line for an attribute of `value_type`.

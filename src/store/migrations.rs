@@ -75,15 +75,21 @@ pub(super) const MIGRATIONS: &[&str] = &[
         day    TEXT NOT NULL,
         PRIMARY KEY (source, day)
     ) WITHOUT ROWID;
+    -- A trigger's own OR IGNORE would be overridden by the outer statement's conflict handling
+    -- (an UPSERT of records), so the triggers avoid the conflict instead.
     CREATE TRIGGER records_inserted AFTER INSERT ON records BEGIN
-        INSERT OR IGNORE INTO dirty_days VALUES (NEW.source, NEW.day);
+        INSERT INTO dirty_days SELECT NEW.source, NEW.day
+        WHERE NOT EXISTS (SELECT 1 FROM dirty_days WHERE source = NEW.source AND day = NEW.day);
     END;
     CREATE TRIGGER records_updated AFTER UPDATE ON records BEGIN
-        INSERT OR IGNORE INTO dirty_days VALUES (OLD.source, OLD.day);
-        INSERT OR IGNORE INTO dirty_days VALUES (NEW.source, NEW.day);
+        INSERT INTO dirty_days SELECT OLD.source, OLD.day
+        WHERE NOT EXISTS (SELECT 1 FROM dirty_days WHERE source = OLD.source AND day = OLD.day);
+        INSERT INTO dirty_days SELECT NEW.source, NEW.day
+        WHERE NOT EXISTS (SELECT 1 FROM dirty_days WHERE source = NEW.source AND day = NEW.day);
     END;
     CREATE TRIGGER records_deleted AFTER DELETE ON records BEGIN
-        INSERT OR IGNORE INTO dirty_days VALUES (OLD.source, OLD.day);
+        INSERT INTO dirty_days SELECT OLD.source, OLD.day
+        WHERE NOT EXISTS (SELECT 1 FROM dirty_days WHERE source = OLD.source AND day = OLD.day);
     END;
     -- Requests made to Exist per UTC hour, and whether Exist said 429 in that hour.
     CREATE TABLE rate_budget (

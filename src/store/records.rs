@@ -125,6 +125,29 @@ impl Tx<'_> {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
+    /// Deletes the records of `source` whose ids are not in `keep` (a full pull found them gone);
+    /// the triggers mark their days for recomputation. Returns how many were deleted.
+    pub fn delete_records_except(
+        &self,
+        source: &str,
+        keep: &std::collections::HashSet<String>,
+    ) -> Result<usize, StoreError> {
+        let gone: Vec<String> = self
+            .record_times(source)?
+            .into_iter()
+            .map(|(id, _)| id)
+            .filter(|id| !keep.contains(id))
+            .collect();
+        let mut stmt = self
+            .tx
+            .prepare_cached("DELETE FROM records WHERE source = ?1 AND id = ?2")
+            .map_err(|e| self.err(e))?;
+        for id in &gone {
+            stmt.execute(params![source, id]).map_err(|e| self.err(e))?;
+        }
+        Ok(gone.len())
+    }
+
     /// Moves a record to another day (the triggers mark both days dirty).
     pub fn set_record_day(&self, source: &str, id: &str, day: Day) -> Result<(), StoreError> {
         self.tx

@@ -152,6 +152,41 @@ fn newest_record_version_wins_and_days_are_marked() {
         .transaction(|tx| tx.clear_dirty_days("health"))
         .unwrap();
 
+    // A change to a record whose day is already marked (an upsert firing the update trigger).
+    store
+        .transaction(|tx| {
+            tx.upsert_records(
+                "health",
+                &[record(
+                    "b",
+                    "2026-11-21",
+                    "2026-11-21T11:00:00Z",
+                    r#"{"steps":6}"#,
+                )],
+            )
+        })
+        .unwrap();
+    store
+        .transaction(|tx| {
+            tx.upsert_records(
+                "health",
+                &[record(
+                    "b",
+                    "2026-11-21",
+                    "2026-11-21T12:00:00Z",
+                    r#"{"steps":7}"#,
+                )],
+            )
+        })
+        .unwrap();
+    assert_eq!(
+        store.read().dirty_days("health").unwrap(),
+        [day("2026-11-21")]
+    );
+    store
+        .transaction(|tx| tx.clear_dirty_days("health"))
+        .unwrap();
+
     // An older version of `a` does not replace the newer one, and marks nothing.
     store
         .transaction(|tx| {

@@ -15,7 +15,7 @@ pub mod attributes;
 pub mod outbox;
 pub mod values;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use chrono::{DateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
@@ -30,6 +30,33 @@ use crate::store::{Cursor, Store, StoreError, StoredRecord, Tx};
 use attributes::{ensure_owned, Ownership};
 use outbox::SendReport;
 use values::{aggregate, decode_time, empty_day_value, encode_time, DayRecord};
+
+/// How records fall on the user's days: their timezone and the local time a day starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DayBasis {
+    /// The user's timezone.
+    pub tz: Tz,
+    /// The local time a day begins.
+    pub day_starts: NaiveTime,
+}
+
+impl DayBasis {
+    /// The user's day a record time falls on.
+    pub fn day_of(&self, time: &RecordTime) -> Day {
+        time.day(self.tz, self.day_starts)
+    }
+
+    /// The user's day now.
+    pub fn today(&self) -> Day {
+        self.day_of(&RecordTime::Instant(Utc::now().fixed_offset()))
+    }
+}
+
+impl std::fmt::Display for DayBasis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}|{}", self.tz.name(), self.day_starts.format("%H:%M"))
+    }
+}
 
 /// Which records a run pulls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,8 +163,11 @@ pub async fn sync(
     options: &SyncOptions,
 ) -> Result<SyncOutcome, crate::error::Error> {
     let tz = user_timezone(config, store, client).await?;
-    let day_starts = config.agent.day_starts;
-    rebase_days(config, store, tz, day_starts)?;
+    let basis = DayBasis {
+        tz,
+        day_starts: config.agent.day_starts,
+    };
+    rebase_days(config, store, basis)?;
     let ownership = if options.dry_run {
         Ownership {
             owned: store
@@ -169,14 +199,14 @@ pub async fn sync(
         {
             continue;
         }
-        let source_report = pull_source(source, store, tz, day_starts, options.mode).await;
+        let source_report = pull_source(source, store, basis, options.mode).await;
         if let (Some(error), None) = (&source_report.1, &failure) {
             failure = Some(error_for_source(error));
         }
         report.sources.push(source_report.0);
     }
     let selected = select_attributes(config, &ownership, &options.attributes)?;
-    let today = RecordTime::Instant(Utc::now().fixed_offset()).day(tz, day_starts);
+    let today = basis.today();
     let (changes, rejected) = compute(
         config,
         store,
@@ -255,15 +285,10 @@ async fn user_timezone(
 }
 
 /// Re-places every stored record on its day when the timezone or the day start changed.
-fn rebase_days(
-    config: &Config,
-    store: &mut Store,
-    tz: Tz,
-    day_starts: NaiveTime,
-) -> Result<(), StoreError> {
-    let basis = format!("{}|{}", tz.name(), day_starts.format("%H:%M"));
+fn rebase_days(config: &Config, store: &mut Store, basis: DayBasis) -> Result<(), StoreError> {
+    let text = basis.to_string();
     let known = store.read().meta("day_basis")?;
-    if known.as_deref() == Some(basis.as_str()) {
+    if known.as_deref() == Some(text.as_str()) {
         return Ok(());
     }
     store.transaction(|tx| {
@@ -272,12 +297,12 @@ fn rebase_days(
             for source in &config.sources {
                 for (id, time) in tx.record_times(&source.name)? {
                     if let Some(time) = decode_time(&time) {
-                        tx.set_record_day(&source.name, &id, time.day(tz, day_starts))?;
+                        tx.set_record_day(&source.name, &id, basis.day_of(&time))?;
                     }
                 }
             }
         }
-        tx.set_meta("day_basis", &basis)
+        tx.set_meta("day_basis", &text)
     })
 }
 
@@ -286,8 +311,7 @@ fn rebase_days(
 async fn pull_source(
     source: &SourceConfig,
     store: &mut Store,
-    tz: Tz,
-    day_starts: NaiveTime,
+    basis: DayBasis,
     mode: Mode,
 ) -> (SourceReport, Option<String>) {
     let mut report = SourceReport {
@@ -306,14 +330,14 @@ async fn pull_source(
         return (report, None);
     }
     report.pulled = true;
-    let plan = plan_for(source, &cursor, mode, tz, now);
+    let plan = plan_for(source, &cursor, mode, basis.tz, now);
     let result = run_pull(
         source,
         store,
-        tz,
-        day_starts,
+        basis,
         &plan,
         &cursor,
+        mode == Mode::Full,
         &mut report.malformed,
     )
     .await;
@@ -359,13 +383,20 @@ fn plan_for(
         },
         Mode::Full => PullPlan::Windows {
             from: cursor.history_start.unwrap_or(now - window),
-            to: now,
+            to: next_second(now),
         },
         Mode::Backfill { from, .. } => PullPlan::Windows {
             from: start_of(from, tz),
-            to: now,
+            to: next_second(now),
         },
     }
+}
+
+/// The next whole second: query times are written to the second, so a window ending at `now`
+/// truncated would miss what changed earlier in the same second.
+fn next_second(t: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::{DurationRound, TimeDelta};
+    t.duration_trunc(TimeDelta::seconds(1)).unwrap_or(t) + TimeDelta::seconds(1)
 }
 
 /// The instant a day begins in `tz` (the earliest, around daylight-saving changes).
@@ -382,14 +413,18 @@ fn start_of(day: Day, tz: Tz) -> DateTime<Utc> {
 async fn run_pull(
     source: &SourceConfig,
     store: &mut Store,
-    tz: Tz,
-    day_starts: NaiveTime,
+    basis: DayBasis,
     plan: &PullPlan,
     before: &Cursor,
+    full: bool,
     malformed: &mut Vec<Malformed>,
 ) -> Result<PullSummary, sources::SourceError> {
     let puller = sources::from_config(source)?;
     let whole = !matches!(source.kind, SourceKind::Http(_));
+    // A full pull of an HTTP source sees every record that still exists: the others vanished.
+    let reconcile = !whole && matches!(plan, PullPlan::Windows { .. }) && full;
+    let mut seen: HashSet<String> = HashSet::new();
+    let pull_started = Utc::now();
     let name = source.name.clone();
     let mut buffered: Vec<StoredRecord> = Vec::new();
     let mut cursor = before.clone();
@@ -400,15 +435,10 @@ async fn run_pull(
     let mut sink = |event: PullEvent| -> Result<(), SinkError> {
         match event {
             PullEvent::Records(records) => {
-                let stored = to_stored(
-                    &name,
-                    records,
-                    tz,
-                    day_starts,
-                    buffered.len(),
-                    whole,
-                    malformed,
-                );
+                let stored = to_stored(&name, records, basis, buffered.len(), whole, malformed);
+                if reconcile {
+                    seen.extend(stored.iter().map(|r| r.id.clone()));
+                }
                 if whole {
                     buffered.extend(stored);
                     return Ok(());
@@ -423,7 +453,13 @@ async fn run_pull(
             }
             PullEvent::Total(_) => Ok(()),
             PullEvent::WindowDone { cursor: done } => {
-                cursor.updated_since = cursor.updated_since.max(Some(done));
+                // A window reaching the present keeps the same overlap as an incremental pull:
+                // what changes while it runs is read again next time (ids make it harmless).
+                let resume = match plan {
+                    PullPlan::Windows { .. } => done.min(pull_started) - sources::OVERLAP,
+                    PullPlan::Incremental { .. } => done,
+                };
+                cursor.updated_since = cursor.updated_since.max(Some(resume));
                 cursor.history_start = match (cursor.history_start, plan_start) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b).or(Some(done - chrono::Duration::days(31))),
@@ -440,7 +476,19 @@ async fn run_pull(
             }
         }
     };
-    puller.pull(plan, &mut sink).await
+    let summary = puller.pull(plan, &mut sink).await?;
+    if reconcile {
+        let gone = store
+            .transaction(|tx| tx.delete_records_except(&name, &seen))
+            .map_err(|e| sources::SourceError::Sink {
+                source_name: name.clone(),
+                source: SinkError::new(e),
+            })?;
+        if gone > 0 {
+            tracing::info!(source = %name, gone, "records no longer at the source were removed; their days are recomputed");
+        }
+    }
+    Ok(summary)
 }
 
 /// Records as stored. Records without an id get one from their position (files and commands
@@ -448,8 +496,7 @@ async fn run_pull(
 fn to_stored(
     source: &str,
     records: Vec<Record>,
-    tz: Tz,
-    day_starts: NaiveTime,
+    basis: DayBasis,
     offset: usize,
     whole: bool,
     malformed: &mut Vec<Malformed>,
@@ -470,7 +517,7 @@ fn to_stored(
         };
         out.push(StoredRecord {
             id,
-            day: r.time.day(tz, day_starts),
+            day: basis.day_of(&r.time),
             time: encode_time(&r.time),
             updated_at: r
                 .updated_at
