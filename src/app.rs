@@ -321,6 +321,7 @@ fn push(config: &Config, args: &PushArgs) -> Result<()> {
         &mut session.store,
         &session.client,
         None,
+        || false,
     ))?;
     println!(
         "{} {} = {} sent ({} value(s) acknowledged).",

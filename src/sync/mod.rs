@@ -83,10 +83,21 @@ pub struct SyncOptions {
     pub dry_run: bool,
     /// Only these sources (e.g. the one a notification named); `None`: all that are due.
     pub only_sources: Option<Vec<String>>,
+    /// Sources pulled even when their own frequency says they are not due (notified ones).
+    pub forced_sources: BTreeSet<String>,
     /// Only these attributes (by Exist name or configured name); empty: all.
     pub attributes: Vec<String>,
     /// At most this many update calls (backfill pacing); `None`: as many as the hour allows.
     pub max_update_calls: Option<u32>,
+    /// Becomes true when the run should stop early (SIGTERM): the batch in flight finishes,
+    /// everything else stays pending or unpulled for the next run.
+    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
+}
+
+impl SyncOptions {
+    fn stopping(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| *s.borrow())
+    }
 }
 
 impl Default for SyncOptions {
@@ -95,8 +106,10 @@ impl Default for SyncOptions {
             mode: Mode::Incremental,
             dry_run: false,
             only_sources: None,
+            forced_sources: BTreeSet::new(),
             attributes: Vec::new(),
             max_update_calls: None,
+            stop: None,
         }
     }
 }
@@ -199,7 +212,11 @@ pub async fn sync(
         {
             continue;
         }
-        let source_report = pull_source(source, store, basis, options.mode).await;
+        if options.stopping() {
+            break;
+        }
+        let forced = options.forced_sources.contains(&source.name);
+        let source_report = pull_source(source, store, basis, options.mode, forced).await;
         if let (Some(error), None) = (&source_report.1, &failure) {
             failure = Some(error_for_source(error));
         }
@@ -224,7 +241,11 @@ pub async fn sync(
     if options.dry_run {
         return Ok(SyncOutcome { report, failure });
     }
-    match outbox::flush(store, client, options.max_update_calls).await {
+    match outbox::flush(store, client, options.max_update_calls, || {
+        options.stopping()
+    })
+    .await
+    {
         Ok(sent) => report.send = sent,
         Err(stopped) => {
             report.send = stopped.report().clone();
@@ -306,13 +327,14 @@ fn rebase_days(config: &Config, store: &mut Store, basis: DayBasis) -> Result<()
     })
 }
 
-/// Pulls one source if it is due, storing records and cursor as the source hands them over.
+/// Pulls one source if it is due (or `forced`), storing records and cursor as the source hands them over.
 /// Returns the report and, on failure, the error's words.
 async fn pull_source(
     source: &SourceConfig,
     store: &mut Store,
     basis: DayBasis,
     mode: Mode,
+    forced: bool,
 ) -> (SourceReport, Option<String>) {
     let mut report = SourceReport {
         name: source.name.clone(),
@@ -324,6 +346,7 @@ async fn pull_source(
         Err(e) => return (report, Some(e.to_string())),
     };
     if mode == Mode::Incremental
+        && !forced
         && !crate::schedule::source_due(source.every, cursor.last_pull_at, now)
     {
         tracing::debug!(source = %source.name, "not due yet (every {:?})", source.every);

@@ -85,6 +85,10 @@ pub async fn flush(
     };
     let total = pending.len();
     for batch in Batch::split(pending) {
+        if stop() {
+            tracing::info!("stopping: the rest stays pending for the next run");
+            break;
+        }
         let budget_left = match store.read().budget(Utc::now()) {
             Ok(b) => !b.limited && b.requests < HOURLY_LIMIT,
             Err(e) => {
