@@ -383,7 +383,7 @@ fn links(base: &Url, query: &ListQuery, total: usize) -> Vec<String> {
     let page = query.offset / limit;
     let target = |offset: usize| {
         let path = query.at_offset(offset);
-        if page % 2 == 0 {
+        if page.is_multiple_of(2) {
             format!("{}{}", base.as_str().trim_end_matches('/'), path)
         } else {
             path
