@@ -184,7 +184,7 @@ async fn pages_are_walked_and_every_record_arrives_once() {
     assert!(requests.iter().all(|(_, status)| *status == 200));
     let first = query_of(&requests[0].0);
     assert_eq!(first["limit"], "50");
-    let since = exist_agent::sources::format_query_time(before - TimeDelta::days(31));
+    let since = format_query_time(before - TimeDelta::days(31));
     assert!(first["updated_since"] >= since, "{first:?}");
     assert_eq!(query_of(&requests[2].0)["offset"], "100");
     // Records carry the times the sandbox gave them.

@@ -77,7 +77,7 @@ pub struct PullSummary {
     pub records: usize,
     /// Records skipped as malformed.
     pub malformed: usize,
-    /// Pages (HTTP responses with records) read; 1 for a file or a command.
+    /// Pages read (HTTP responses with a list of records); 1 for a file or a command.
     pub pages: usize,
     /// HTTP requests made, retries included; 0 for a file or a command.
     pub requests: usize,
@@ -112,7 +112,7 @@ pub enum SourceError {
         detail: String,
     },
     /// The source answered with an error status (after retries, for 5xx).
-    #[error("source \"{source_name}\": {url} answered {status}: {body:?}; {}", status_hint(*status))]
+    #[error("source \"{source_name}\": {url} answered {status} ({body}); {}", status_hint(*status))]
     Status {
         /// The source.
         source_name: String,
@@ -162,7 +162,7 @@ pub enum SourceError {
         source: std::io::Error,
     },
     /// A command failed.
-    #[error("source \"{source_name}\": the command failed ({status}): {stderr:?}; run it by hand to see what is wrong")]
+    #[error("source \"{source_name}\": the command failed ({status}); its standard error says \"{stderr}\"; run it by hand to see what is wrong")]
     Command {
         /// The source.
         source_name: String,
