@@ -67,11 +67,13 @@ impl From<SendStopped> for crate::error::Error {
 }
 
 /// Sends everything pending, batch by batch, until done or stopped by the hour's limit or a
-/// failure. `max_calls` caps the update calls of this flush (backfill pacing).
+/// failure. `max_calls` caps the update calls of this flush (backfill pacing); when `stop`
+/// turns true (SIGTERM), the batch in flight finishes and the rest stays pending.
 pub async fn flush(
     store: &mut Store,
     client: &ExistClient,
     max_calls: Option<u32>,
+    stop: impl Fn() -> bool,
 ) -> Result<SendReport, SendStopped> {
     let mut report = SendReport::default();
     let pending = match store.read().pending() {
@@ -87,6 +89,7 @@ pub async fn flush(
     for batch in Batch::split(pending) {
         if stop() {
             tracing::info!("stopping: the rest stays pending for the next run");
+            report.remaining = total - report.acknowledged - report.rejected;
             break;
         }
         let budget_left = match store.read().budget(Utc::now()) {
