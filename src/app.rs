@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cli::{
-    BackfillArgs, Cli, Command, LoginArgs, LogoutArgs, PushArgs, RunArgs, StatusArgs,
+    BackfillArgs, Cli, Command, LoginArgs, LogoutArgs, PushArgs, RunArgs, ServiceAction, StatusArgs,
 };
 use crate::config::{self, Config};
 use crate::error::{Error, Result};
@@ -34,14 +34,14 @@ pub fn run(cli: Cli) -> Result<()> {
         .unwrap_or_else(config::default_config_path);
     match command {
         Command::Run(args) if args.once => run_once(&Config::load(&config_path)?, &args),
-        Command::Run(_) => Err(Error::NotImplemented("run (daemon)")),
+        Command::Run(_) => crate::daemon::run(&Config::load(&config_path)?),
         Command::Backfill(args) => backfill(&Config::load(&config_path)?, &args),
         Command::Login(args) => login(&Config::load(&config_path)?, &args),
         Command::Logout(args) => logout(&Config::load(&config_path)?, &args),
         Command::Status(args) => status(&Config::load(&config_path)?, &args),
         Command::Push(args) => push(&Config::load(&config_path)?, &args),
-        Command::Service(_) => Err(Error::NotImplemented("service")),
-        Command::Doctor => Err(Error::NotImplemented("doctor")),
+        Command::Service(args) => service(&Config::load(&config_path)?, &args.action),
+        Command::Doctor => doctor(&Config::load(&config_path)?),
         Command::Sandbox(args) => runtime()
             .block_on(crate::sandbox::serve_forever(
                 args.addr,
@@ -93,23 +93,65 @@ impl Session {
     }
 }
 
+/// The keyring account tokens are filed under: Exist's host and the app's client id.
+pub fn token_account(config: &Config) -> String {
+    let host = config.exist.base_url.host_str().unwrap_or("exist");
+    format!("{host}#{}", config.exist.client_id)
+}
+
 fn token_store(config: &Config, state_dir: &Path) -> Result<TokenStore> {
     crate::store::create_private_dir(state_dir)?;
-    let account = format!(
-        "{}#{}",
-        config.exist.base_url.host_str().unwrap_or("exist"),
-        config.exist.client_id
-    );
-    TokenStore::open(config.agent.token_store, state_dir, &account)
+    TokenStore::open(config.agent.token_store, state_dir, &token_account(config))
         .map_err(|e| Error::Failed(e.to_string()))
 }
 
-/// The daemon's schedule for this install: the configured one, at the install's own minute
-/// (derived from the state directory, which identifies the install).
+fn doctor(config: &Config) -> Result<()> {
+    let checks = runtime().block_on(crate::doctor::run(config));
+    for check in &checks {
+        println!("{check}");
+    }
+    let failed = checks.iter().filter(|c| !c.ok).count();
+    if failed > 0 {
+        return Err(Error::Failed(format!(
+            "{failed} check(s) failed; see the fixes above"
+        )));
+    }
+    println!("all {} checks passed", checks.len());
+    Ok(())
+}
+
+/// This install's minute past the hour (never :00), derived from the state directory, which
+/// identifies the install. The daemon and the generated timer use the same one.
+pub fn install_minute(config: &Config) -> u32 {
+    crate::schedule::install_minute(&config.state_dir().to_string_lossy())
+}
+
+/// The daemon's schedule for this install: the configured one, at the install's own minute.
 pub fn schedule_plan(config: &Config) -> crate::schedule::Plan {
-    let minute = crate::schedule::install_minute(&config.state_dir().to_string_lossy());
-    crate::schedule::Plan::new(&config.agent.schedule, minute)
+    crate::schedule::Plan::new(&config.agent.schedule, install_minute(config))
         .expect("schedules are checked when the config is read")
+}
+
+fn service(config: &Config, action: &ServiceAction) -> Result<()> {
+    use crate::service::{self as svc, ServiceTarget};
+    let target = ServiceTarget::for_this_platform().map_err(|e| Error::Failed(e.to_string()))?;
+    let report = match action {
+        ServiceAction::Install { print } => {
+            let binary = std::env::current_exe()
+                .map_err(|e| Error::Failed(format!("cannot find this program's own path: {e}")))?;
+            svc::install(
+                *print,
+                &binary,
+                &config.path,
+                install_minute(config),
+                &target,
+            )
+        }
+        ServiceAction::Uninstall => svc::uninstall(&target),
+    }
+    .map_err(|e| Error::Failed(e.to_string()))?;
+    print!("{report}");
+    Ok(())
 }
 
 /// Takes the run lock, telling the user when it has to wait for another run.
@@ -180,7 +222,7 @@ fn dry_run(session: &mut Session, options: &SyncOptions) -> Result<()> {
 }
 
 /// Logs the run's summary and turns its failure, if any, into the exit code.
-fn finish(outcome: SyncOutcome) -> Result<()> {
+pub fn finish(outcome: SyncOutcome) -> Result<()> {
     let report = &outcome.report;
     for s in report.sources.iter().filter(|s| s.pulled) {
         tracing::info!(source = %s.name, records = s.summary.records, malformed = s.malformed.len(), "pulled");

@@ -13,6 +13,8 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod daemon;
+pub mod doctor;
 pub mod error;
 pub mod exist;
 pub mod logging;

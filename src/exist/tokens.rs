@@ -174,8 +174,9 @@ fn entry(account: &str) -> Result<keyring_core::Entry, TokenStoreError> {
         .map_err(|e| TokenStoreError::Keyring(e.to_string()))
 }
 
-/// Installs the platform's keyring as the default store (once) and checks that it answers.
-fn keyring_usable() -> Result<(), String> {
+/// Installs the platform's keyring as the default store (once) and checks that it answers;
+/// the error says why it cannot be used.
+pub fn keyring_usable() -> Result<(), String> {
     static INSTALLED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     INSTALLED.get_or_init(install_platform_store).clone()?;
     match entry("exist-agent-probe")

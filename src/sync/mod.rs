@@ -216,11 +216,11 @@ pub async fn sync(
             break;
         }
         let forced = options.forced_sources.contains(&source.name);
-        let source_report = pull_source(source, store, basis, options.mode, forced).await;
-        if let (Some(error), None) = (&source_report.1, &failure) {
-            failure = Some(error_for_source(error));
+        let (source_report, error) = pull_source(source, store, basis, options.mode, forced).await;
+        if failure.is_none() {
+            failure = error;
         }
-        report.sources.push(source_report.0);
+        report.sources.push(source_report);
     }
     let selected = select_attributes(config, &ownership, &options.attributes)?;
     let today = basis.today();
@@ -253,10 +253,6 @@ pub async fn sync(
         }
     }
     Ok(SyncOutcome { report, failure })
-}
-
-fn error_for_source(error: &str) -> crate::error::Error {
-    crate::error::Error::Temporary(error.to_owned())
 }
 
 /// The user's timezone: configured, or the Exist profile's (cached, checked once a day).
@@ -335,7 +331,7 @@ async fn pull_source(
     basis: DayBasis,
     mode: Mode,
     forced: bool,
-) -> (SourceReport, Option<String>) {
+) -> (SourceReport, Option<crate::error::Error>) {
     let mut report = SourceReport {
         name: source.name.clone(),
         ..SourceReport::default()
@@ -343,7 +339,7 @@ async fn pull_source(
     let now = Utc::now();
     let cursor = match store.read().cursor(&source.name) {
         Ok(c) => c,
-        Err(e) => return (report, Some(e.to_string())),
+        Err(e) => return (report, Some(e.into())),
     };
     if mode == Mode::Incremental
         && !forced
@@ -376,12 +372,17 @@ async fn pull_source(
             let text = e.to_string();
             tracing::warn!("{text}");
             cursor.last_error = Some(text.clone());
-            Some(text)
+            report.error = Some(text.clone());
+            // Network trouble, 5xx, 429 and timeouts pass; the rest needs the user.
+            Some(if e.is_temporary() {
+                crate::error::Error::Temporary(text)
+            } else {
+                crate::error::Error::Failed(text)
+            })
         }
     };
-    report.error = error.clone();
     if let Err(e) = store.transaction(|tx| tx.set_cursor(&source.name, &cursor)) {
-        return (report, Some(e.to_string()));
+        return (report, Some(e.into()));
     }
     for m in &report.malformed {
         tracing::warn!("{m}");

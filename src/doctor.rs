@@ -1,0 +1,364 @@
+//! `exist-agent doctor`: checks what a sync depends on and says how to fix what is broken:
+//! the configuration, the state directory, the keyring, the token and its scopes, Exist, and
+//! each source.
+
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::Utc;
+
+use crate::config::{Config, HttpAuth, HttpSourceConfig, SourceConfig, SourceKind, TokenStoreKind};
+use crate::exist::tokens::{keyring_usable, TokenPair, TokenStore};
+use crate::secret::Secret;
+use crate::store::Store;
+
+/// One check's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// What was checked.
+    pub name: String,
+    /// Whether it passed.
+    pub ok: bool,
+    /// What was found.
+    pub detail: String,
+    /// What to do, when it failed.
+    pub fix: Option<String>,
+}
+
+impl Check {
+    fn pass(name: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            ok: true,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+
+    fn fail(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            ok: false,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mark = if self.ok { "ok  " } else { "FAIL" };
+        write!(f, "{mark}  {:<18} {}", self.name, self.detail)?;
+        if let Some(fix) = &self.fix {
+            write!(f, "\n      fix: {fix}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs every check (the configuration itself was checked when it was loaded).
+pub async fn run(config: &Config) -> Vec<Check> {
+    let mut checks = vec![Check::pass(
+        "config",
+        format!(
+            "{} is valid: {} source(s), {} attribute(s); needs scopes {}",
+            config.path.display(),
+            config.sources.len(),
+            config.attributes.len(),
+            config.scopes().join(" ")
+        ),
+    )];
+    let state_dir = config.state_dir();
+    checks.push(check_state_dir(&state_dir));
+    checks.push(check_keyring(config.agent.token_store));
+    let account = crate::app::token_account(config);
+    let tokens = TokenStore::open(config.agent.token_store, &state_dir, &account);
+    let pair = match &tokens {
+        Ok(store) => match store.load() {
+            Ok(pair) => pair,
+            Err(e) => {
+                checks.push(Check::fail(
+                    "token",
+                    e.to_string(),
+                    "run `exist-agent login`",
+                ));
+                None
+            }
+        },
+        Err(e) => {
+            checks.push(Check::fail(
+                "token store",
+                e.to_string(),
+                "set [agent] token_store = \"file\", or unlock your keyring",
+            ));
+            None
+        }
+    };
+    if let Ok(store) = &tokens {
+        checks.extend(check_token(store, pair.as_ref(), &config.scopes()));
+    }
+    checks.push(check_exist(config, pair.as_ref()).await);
+    for source in &config.sources {
+        checks.push(check_source(source).await);
+    }
+    checks
+}
+
+fn check_state_dir(dir: &Path) -> Check {
+    let probe = dir.join(".doctor-probe");
+    let writable = crate::store::create_private_dir(dir)
+        .map_err(|e| e.to_string())
+        .and_then(|()| std::fs::write(&probe, b"ok").map_err(|e| e.to_string()))
+        .and_then(|()| std::fs::remove_file(&probe).map_err(|e| e.to_string()));
+    if let Err(e) = writable {
+        return Check::fail(
+            "state directory",
+            format!("{} is not writable: {e}", dir.display()),
+            "make it writable, or set [agent] state_dir to a directory you own",
+        );
+    }
+    match Store::open(dir) {
+        Ok(store) => Check::pass(
+            "state directory",
+            format!(
+                "{} is writable; state database at schema {}",
+                dir.display(),
+                store.schema_version().unwrap_or(0)
+            ),
+        ),
+        Err(e) => Check::fail("state database", e.to_string(), "see the message above"),
+    }
+}
+
+fn check_keyring(kind: TokenStoreKind) -> Check {
+    match (kind, keyring_usable()) {
+        (TokenStoreKind::File, _) => Check::pass("keyring", "not used (token_store = \"file\")"),
+        (_, Ok(())) => Check::pass("keyring", "the OS keyring answers"),
+        (TokenStoreKind::Auto, Err(why)) => Check::pass(
+            "keyring",
+            format!("none available ({why}); tokens are kept in the 0600 file instead"),
+        ),
+        (TokenStoreKind::Keyring, Err(why)) => Check::fail(
+            "keyring",
+            format!("the OS keyring is not usable: {why}"),
+            "start or unlock your keyring, or set [agent] token_store = \"auto\" or \"file\"",
+        ),
+    }
+}
+
+fn check_token(store: &TokenStore, pair: Option<&TokenPair>, needed: &[String]) -> Vec<Check> {
+    let Some(pair) = pair else {
+        return vec![Check::fail(
+            "token",
+            format!("none stored in {}", store.describe()),
+            "run `exist-agent login`",
+        )];
+    };
+    let mut checks = Vec::new();
+    let now = Utc::now();
+    let token = match pair.expires_at {
+        Some(at) if at <= now && pair.refresh_token.is_none() => Check::fail(
+            "token",
+            format!("expired on {}", at.format("%Y-%m-%d")),
+            "run `exist-agent login`",
+        ),
+        Some(at) => Check::pass(
+            "token",
+            format!(
+                "in {}; expires {}{}",
+                store.describe(),
+                at.format("%Y-%m-%d"),
+                if pair.refresh_token.is_some() {
+                    ", refreshed automatically"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        None => Check::pass(
+            "token",
+            format!(
+                "in {}; no expiry known (a personal token)",
+                store.describe()
+            ),
+        ),
+    };
+    checks.push(token);
+    if let TokenStore::File { path } = store {
+        checks.push(check_mode(path));
+    }
+    let missing: Vec<&String> = needed.iter().filter(|s| !pair.scopes.contains(s)).collect();
+    checks.push(if missing.is_empty() {
+        Check::pass("scopes", format!("granted: {}", pair.scopes.join(" ")))
+    } else {
+        Check::fail(
+            "scopes",
+            format!(
+                "the config needs {} which the token lacks",
+                missing
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+            "run `exist-agent login` to grant them",
+        )
+    });
+    checks
+}
+
+fn check_mode(path: &Path) -> Check {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        match std::fs::metadata(path) {
+            Ok(m) if m.permissions().mode() & 0o077 == 0 => Check::pass(
+                "token file",
+                format!("{} is readable by you only", path.display()),
+            ),
+            Ok(m) => Check::fail(
+                "token file",
+                format!(
+                    "{} has mode {:o}: others can read your tokens",
+                    path.display(),
+                    m.permissions().mode() & 0o777
+                ),
+                format!("chmod 600 {}", path.display()),
+            ),
+            Err(e) => Check::fail(
+                "token file",
+                format!("{}: {e}", path.display()),
+                "run `exist-agent login`",
+            ),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        Check::pass("token file", path.display().to_string())
+    }
+}
+
+async fn check_exist(config: &Config, pair: Option<&TokenPair>) -> Check {
+    let url = match config.exist.base_url.join("api/2/accounts/profile/") {
+        Ok(u) => u,
+        Err(e) => return Check::fail("exist", e.to_string(), "fix exist.base_url"),
+    };
+    let mut request = http_client().get(url.clone());
+    if let Some(pair) = pair {
+        request = request.bearer_auth(pair.access_token.expose());
+    }
+    match request.send().await {
+        Ok(r) if r.status().is_success() => Check::pass(
+            "exist",
+            format!("{} answers; the token works", config.exist.base_url),
+        ),
+        Ok(r) if r.status() == reqwest::StatusCode::UNAUTHORIZED && pair.is_some() => Check::fail(
+            "exist",
+            format!(
+                "{} refused the token (HTTP 401: expired or revoked)",
+                config.exist.base_url
+            ),
+            "run `exist-agent login`",
+        ),
+        Ok(r) if r.status() == reqwest::StatusCode::UNAUTHORIZED => Check::pass(
+            "exist",
+            format!("{} answers (no token to try)", config.exist.base_url),
+        ),
+        Ok(r) => Check::fail(
+            "exist",
+            format!("{url} answered HTTP {}", r.status()),
+            "check exist.base_url; try again later if Exist is down",
+        ),
+        Err(e) => Check::fail(
+            "exist",
+            format!(
+                "cannot reach {}: {}",
+                config.exist.base_url,
+                crate::exist::auth::error_chain(&e)
+            ),
+            "check your network and exist.base_url",
+        ),
+    }
+}
+
+async fn check_source(source: &SourceConfig) -> Check {
+    let name = format!("source {}", source.name);
+    match &source.kind {
+        SourceKind::Http(http) => check_http(name, http).await,
+        SourceKind::File(file) => match std::fs::File::open(&file.path) {
+            Ok(_) => Check::pass(name, format!("{} is readable", file.path.display())),
+            Err(e) => Check::fail(
+                name,
+                format!("cannot read {}: {e}", file.path.display()),
+                "create the file or fix the source's path",
+            ),
+        },
+        SourceKind::Command(command) => match find_program(&command.argv[0]) {
+            Some(path) => Check::pass(name, format!("runs {}", path.display())),
+            None => Check::fail(
+                name,
+                format!("`{}` is not found on PATH", command.argv[0]),
+                "install the program or give its absolute path in `command`",
+            ),
+        },
+    }
+}
+
+async fn check_http(name: String, http: &HttpSourceConfig) -> Check {
+    let mut url = http.url.clone();
+    let since = crate::sources::format_query_time(Utc::now() - chrono::Duration::days(1));
+    url.query_pairs_mut()
+        .append_pair("updated_since", &since)
+        .append_pair("limit", "1");
+    let mut request = http_client()
+        .get(url.clone())
+        .header(reqwest::header::ACCEPT, "application/json");
+    match &http.auth {
+        HttpAuth::None => {}
+        HttpAuth::BearerEnv(var) | HttpAuth::BasicUserEnv(var) => {
+            let Ok(value) = std::env::var(var).map(Secret::new) else {
+                return Check::fail(name, format!("the environment variable {var} is not set"), format!("export {var} with the source's credentials (for the service, put it in the environment file)"));
+            };
+            request = match &http.auth {
+                HttpAuth::BearerEnv(_) => request.bearer_auth(value.expose()),
+                _ => request.basic_auth(value.expose(), Some("")),
+            };
+        }
+    }
+    match request.send().await {
+        Ok(r) if r.status().is_success() => Check::pass(name, format!("{} answers", http.url)),
+        Ok(r) => Check::fail(
+            name,
+            format!("{} answered HTTP {}", http.url, r.status()),
+            "check the source's url and credentials",
+        ),
+        Err(e) => Check::fail(
+            name,
+            format!(
+                "cannot reach {}: {}",
+                http.url,
+                crate::exist::auth::error_chain(&e)
+            ),
+            "check the network and the source's url",
+        ),
+    }
+}
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .expect("a TLS backend is compiled in")
+}
+
+/// The program `name` would run: itself when it has a path, else the first match on PATH.
+fn find_program(name: &str) -> Option<std::path::PathBuf> {
+    let path = Path::new(name);
+    if path.components().count() > 1 {
+        return path.is_file().then(|| path.to_owned());
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
