@@ -35,10 +35,7 @@ impl FileLock {
             .create(true)
             .truncate(false)
             .open(path)
-            .map_err(|source| StoreError::Dir {
-                path: path.to_owned(),
-                source,
-            })?;
+            .map_err(|source| open_error(path, source))?;
         let started = Instant::now();
         let mut on_wait = Some(on_wait);
         loop {
@@ -81,6 +78,22 @@ impl FileLock {
     /// The lock file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// A read-only or full disk is the same trouble as for the database: nothing is lost, the next
+/// run retries; other failures are about the directory itself.
+fn open_error(path: &Path, source: std::io::Error) -> StoreError {
+    use std::io::ErrorKind as K;
+    match source.kind() {
+        K::ReadOnlyFilesystem | K::StorageFull | K::QuotaExceeded => StoreError::Write {
+            path: path.to_owned(),
+            detail: source.to_string(),
+        },
+        _ => StoreError::Dir {
+            path: path.to_owned(),
+            source,
+        },
     }
 }
 
