@@ -17,7 +17,7 @@ pub mod values;
 
 use std::collections::{BTreeSet, HashSet};
 
-use chrono::{DateTime, NaiveTime, Utc};
+use chrono::{DateTime, Datelike, NaiveTime, Utc};
 use chrono_tz::Tz;
 
 use crate::config::{AttributeConfig, Config, SourceConfig, SourceKind};
@@ -539,9 +539,21 @@ fn to_stored(
                 continue;
             }
         };
+        let day = basis.day_of(&r.time);
+        if !(1..=9999).contains(&day.date().year()) {
+            malformed.push(Malformed {
+                source: source.to_owned(),
+                location: format!("id {id}"),
+                reason: format!(
+                    "its date falls in the year {}, which no Exist day has",
+                    day.date().year()
+                ),
+            });
+            continue;
+        }
         out.push(StoredRecord {
             id,
-            day: basis.day_of(&r.time),
+            day,
             time: encode_time(&r.time),
             updated_at: r
                 .updated_at

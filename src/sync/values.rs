@@ -1,7 +1,7 @@
 //! From a day's records to the one value Exist holds for an attribute that day: pure functions,
 //! independent of record order and of duplicates already removed by id in the store.
 
-use chrono::NaiveDateTime;
+use chrono::{Datelike, NaiveDateTime};
 use chrono_tz::Tz;
 use serde_json::{Map, Value as Json};
 
@@ -67,7 +67,11 @@ pub fn aggregate(
     if numbers.is_empty() {
         return Ok(None);
     }
-    let values = numbers.iter().map(|(_, n)| *n);
+    // Floating-point addition depends on order; summing in value order makes the day's total
+    // (and its rounding to a whole number) independent of the order records arrived in.
+    let mut sorted: Vec<f64> = numbers.iter().map(|(_, n)| *n).collect();
+    sorted.sort_by(f64::total_cmp);
+    let values = sorted.into_iter();
     let x = match aggregate {
         Aggregate::Sum => values.sum(),
         Aggregate::Max => values.fold(f64::NEG_INFINITY, f64::max),
@@ -105,7 +109,8 @@ fn typed(x: f64, value_type: ValueType) -> Value {
 fn number_of(v: &Json) -> Option<f64> {
     match v {
         Json::Number(n) => n.as_f64(),
-        Json::String(s) => s.trim().parse().ok(),
+        // "NaN" and "inf" parse as floats but are no measure of anything.
+        Json::String(s) => s.trim().parse().ok().filter(|x: &f64| x.is_finite()),
         Json::Bool(b) => Some(f64::from(u8::from(*b))),
         _ => None,
     }
@@ -140,28 +145,42 @@ fn sort_key(time: &RecordTime, tz: Tz) -> NaiveDateTime {
     }
 }
 
-/// A record time as stored: a tag and the text, which [`decode_time`] reads back.
+/// A record time as stored, which [`decode_time`] reads back exactly: a tag and numbers
+/// (days since the Common Era; seconds and nanoseconds since the epoch; the offset in seconds,
+/// which RFC 3339 cannot carry when a zone's offset has seconds, as old local mean times do).
 pub fn encode_time(time: &RecordTime) -> String {
     match time {
-        RecordTime::Date(d) => format!("d:{}", d.format("%Y-%m-%d")),
-        RecordTime::Instant(t) => format!("i:{}", t.to_rfc3339()),
-        RecordTime::Local(t) => format!("l:{}", t.format("%Y-%m-%dT%H:%M:%S%.f")),
+        RecordTime::Date(d) => format!("d:{}", d.num_days_from_ce()),
+        RecordTime::Instant(t) => format!(
+            "i:{}.{:09}@{}",
+            t.timestamp(),
+            t.timestamp_subsec_nanos(),
+            t.offset().local_minus_utc()
+        ),
+        RecordTime::Local(t) => {
+            let t = t.and_utc();
+            format!("l:{}.{:09}", t.timestamp(), t.timestamp_subsec_nanos())
+        }
     }
 }
 
 /// Reads a time written by [`encode_time`].
 pub fn decode_time(text: &str) -> Option<RecordTime> {
     let (tag, rest) = text.split_once(':')?;
+    let instant = |text: &str| {
+        let (secs, nanos) = text.split_once('.')?;
+        chrono::DateTime::from_timestamp(secs.parse().ok()?, nanos.parse().ok()?)
+    };
     match tag {
-        "d" => chrono::NaiveDate::parse_from_str(rest, "%Y-%m-%d")
-            .ok()
-            .map(RecordTime::Date),
-        "i" => chrono::DateTime::parse_from_rfc3339(rest)
-            .ok()
-            .map(RecordTime::Instant),
-        "l" => NaiveDateTime::parse_from_str(rest, "%Y-%m-%dT%H:%M:%S%.f")
-            .ok()
-            .map(RecordTime::Local),
+        "d" => {
+            chrono::NaiveDate::from_num_days_from_ce_opt(rest.parse().ok()?).map(RecordTime::Date)
+        }
+        "i" => {
+            let (at, offset) = rest.split_once('@')?;
+            let offset = chrono::FixedOffset::east_opt(offset.parse().ok()?)?;
+            Some(RecordTime::Instant(instant(at)?.with_timezone(&offset)))
+        }
+        "l" => instant(rest).map(|t| RecordTime::Local(t.naive_utc())),
         _ => None,
     }
 }
@@ -221,6 +240,37 @@ mod tests {
     }
 
     #[test]
+    fn decimal_sums_round_the_same_in_any_order() {
+        let tenths = [2.3, 2.9, 0.3].map(|n| rec("2026-11-20T08:00:00Z", json!({ "n": n })));
+        let mut reversed = tenths.clone();
+        reversed.reverse();
+        let a = agg(&tenths, Aggregate::Sum, ValueType::Integer);
+        assert_eq!(a, agg(&reversed, Aggregate::Sum, ValueType::Integer));
+        assert_eq!(
+            agg(&tenths, Aggregate::Mean, ValueType::Float),
+            agg(&reversed, Aggregate::Mean, ValueType::Float)
+        );
+    }
+
+    #[test]
+    fn non_finite_text_is_not_a_number() {
+        for text in ["NaN", "inf", "-inf", "infinity"] {
+            let r = [rec("2026-11-20T08:00:00Z", json!({ "n": text }))];
+            assert!(
+                aggregate(
+                    &r,
+                    Aggregate::Sum,
+                    Some("n"),
+                    ValueType::Integer,
+                    chrono_tz::UTC
+                )
+                .is_err(),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
     fn absent_is_not_zero() {
         let r = [rec("2026-11-20T08:00:00Z", json!({"other": 3}))];
         assert_eq!(agg(&r, Aggregate::Sum, ValueType::Integer), None);
@@ -274,6 +324,19 @@ mod tests {
         for t in times {
             assert_eq!(decode_time(&encode_time(&t)), Some(t));
         }
+        // Local mean time: an offset with seconds, which RFC 3339 cannot write.
+        let lmt = chrono::FixedOffset::east_opt(53 * 60 + 28).unwrap();
+        let old = RecordTime::Instant(
+            NaiveDate::from_ymd_opt(1900, 1, 1)
+                .unwrap()
+                .and_hms_opt(9, 0, 0)
+                .unwrap()
+                .and_local_timezone(lmt)
+                .unwrap(),
+        );
+        assert_eq!(decode_time(&encode_time(&old)), Some(old));
+        let year_zero = RecordTime::Date(NaiveDate::from_ymd_opt(0, 3, 1).unwrap());
+        assert_eq!(decode_time(&encode_time(&year_zero)), Some(year_zero));
         assert_eq!(decode_time("x:nothing"), None);
     }
 }
