@@ -2,10 +2,8 @@
 //! answered 429 in it. Exist allows 300 requests per hour per token and documents no headers
 //! for it, so the agent keeps its own count and stops writing when the hour is spent.
 
-use chrono::{DateTime, Timelike, Utc};
-use rusqlite::OptionalExtension;
-
 use super::{StoreError, Tx};
+use chrono::{DateTime, Timelike, Utc};
 
 /// The requests made in one hour.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -28,20 +26,17 @@ pub(crate) fn hour_key(t: DateTime<Utc>) -> String {
 impl Tx<'_> {
     /// The budget used in the hour of `now`.
     pub fn budget(&self, now: DateTime<Utc>) -> Result<HourBudget, StoreError> {
-        self.tx
-            .query_row(
-                "SELECT requests, limited FROM rate_budget WHERE hour = ?1",
-                [hour_key(now)],
-                |r| {
-                    Ok(HourBudget {
-                        requests: r.get(0)?,
-                        limited: r.get(1)?,
-                    })
-                },
-            )
-            .optional()
-            .map(Option::unwrap_or_default)
-            .map_err(|e| self.err(e))
+        self.one(
+            "SELECT requests, limited FROM rate_budget WHERE hour = ?1",
+            [hour_key(now)],
+            |r| {
+                Ok(HourBudget {
+                    requests: r.get(0)?,
+                    limited: r.get(1)?,
+                })
+            },
+        )
+        .map(Option::unwrap_or_default)
     }
 
     /// Counts `n` requests in the hour of `now`, and forgets hours long gone.
@@ -49,31 +44,23 @@ impl Tx<'_> {
         if n == 0 {
             return Ok(());
         }
-        self.tx
-            .execute(
-                "INSERT INTO rate_budget (hour, requests) VALUES (?1, ?2)
-                 ON CONFLICT (hour) DO UPDATE SET requests = requests + excluded.requests",
-                rusqlite::params![hour_key(now), n],
-            )
-            .map_err(|e| self.err(e))?;
-        self.tx
-            .execute(
-                "DELETE FROM rate_budget WHERE hour < ?1",
-                [hour_key(now - chrono::Duration::days(2))],
-            )
-            .map(drop)
-            .map_err(|e| self.err(e))
+        self.exec(
+            "INSERT INTO rate_budget (hour, requests) VALUES (?1, ?2)
+             ON CONFLICT (hour) DO UPDATE SET requests = requests + excluded.requests",
+            rusqlite::params![hour_key(now), n],
+        )?;
+        self.exec(
+            "DELETE FROM rate_budget WHERE hour < ?1",
+            [hour_key(now - chrono::Duration::days(2))],
+        )
     }
 
     /// Notes that Exist answered 429 in the hour of `now`: no more writes until it ends.
     pub fn mark_limited(&self, now: DateTime<Utc>) -> Result<(), StoreError> {
-        self.tx
-            .execute(
-                "INSERT INTO rate_budget (hour, requests, limited) VALUES (?1, 0, 1)
-                 ON CONFLICT (hour) DO UPDATE SET limited = 1",
-                [hour_key(now)],
-            )
-            .map(drop)
-            .map_err(|e| self.err(e))
+        self.exec(
+            "INSERT INTO rate_budget (hour, requests, limited) VALUES (?1, 0, 1)
+             ON CONFLICT (hour) DO UPDATE SET limited = 1",
+            [hour_key(now)],
+        )
     }
 }

@@ -1,10 +1,8 @@
 //! Per-source pull state: the `updated_since` cursor, how far back history was pulled, and the
 //! outcome of the last pull.
 
-use chrono::{DateTime, Utc};
-use rusqlite::OptionalExtension;
-
 use super::{StoreError, Tx};
+use chrono::{DateTime, Utc};
 
 /// One source's pull state.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,71 +26,50 @@ fn text(t: Option<DateTime<Utc>>) -> Option<String> {
     t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
 
+fn cursor_of(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Cursor> {
+    Ok(Cursor {
+        updated_since: parse(r.get(first)?),
+        history_start: parse(r.get(first + 1)?),
+        last_pull_at: parse(r.get(first + 2)?),
+        last_error: r.get(first + 3)?,
+    })
+}
+
 impl Tx<'_> {
     /// The pull state of `source` (all empty before its first pull).
     pub fn cursor(&self, source: &str) -> Result<Cursor, StoreError> {
-        self.tx
-            .query_row(
-                "SELECT updated_since, history_start, last_pull_at, last_error
-                 FROM cursors WHERE source = ?1",
-                [source],
-                |r| {
-                    Ok(Cursor {
-                        updated_since: parse(r.get(0)?),
-                        history_start: parse(r.get(1)?),
-                        last_pull_at: parse(r.get(2)?),
-                        last_error: r.get(3)?,
-                    })
-                },
-            )
-            .optional()
-            .map(Option::unwrap_or_default)
-            .map_err(|e| self.err(e))
+        self.one(
+            "SELECT updated_since, history_start, last_pull_at, last_error FROM cursors WHERE source = ?1",
+            [source],
+            |r| cursor_of(r, 0),
+        )
+        .map(Option::unwrap_or_default)
     }
 
     /// Stores the pull state of `source`.
     pub fn set_cursor(&self, source: &str, cursor: &Cursor) -> Result<(), StoreError> {
-        self.tx
-            .execute(
-                "INSERT INTO cursors (source, updated_since, history_start, last_pull_at, last_error)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (source) DO UPDATE SET updated_since = excluded.updated_since,
-                   history_start = excluded.history_start, last_pull_at = excluded.last_pull_at,
-                   last_error = excluded.last_error",
-                rusqlite::params![
-                    source,
-                    text(cursor.updated_since),
-                    text(cursor.history_start),
-                    text(cursor.last_pull_at),
-                    cursor.last_error
-                ],
-            )
-            .map(drop)
-            .map_err(|e| self.err(e))
+        self.exec(
+            "INSERT INTO cursors (source, updated_since, history_start, last_pull_at, last_error)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (source) DO UPDATE SET updated_since = excluded.updated_since,
+               history_start = excluded.history_start, last_pull_at = excluded.last_pull_at,
+               last_error = excluded.last_error",
+            rusqlite::params![
+                source,
+                text(cursor.updated_since),
+                text(cursor.history_start),
+                text(cursor.last_pull_at),
+                cursor.last_error
+            ],
+        )
     }
 
     /// Every source's pull state, by name.
     pub fn cursors(&self) -> Result<Vec<(String, Cursor)>, StoreError> {
-        let mut stmt = self
-            .tx
-            .prepare(
-                "SELECT source, updated_since, history_start, last_pull_at, last_error
-                 FROM cursors ORDER BY source",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get(0)?,
-                    Cursor {
-                        updated_since: parse(r.get(1)?),
-                        history_start: parse(r.get(2)?),
-                        last_pull_at: parse(r.get(3)?),
-                        last_error: r.get(4)?,
-                    },
-                ))
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+        self.all(
+            "SELECT source, updated_since, history_start, last_pull_at, last_error FROM cursors ORDER BY source",
+            [],
+            |r| Ok((r.get(0)?, cursor_of(r, 1)?)),
+        )
     }
 }

@@ -34,17 +34,18 @@ const UPSERT: &str = "INSERT INTO records (source, id, day, time, updated_at, da
 impl Tx<'_> {
     /// Inserts or replaces records of `source`; an older version never replaces a newer one.
     pub fn upsert_records(&self, source: &str, records: &[StoredRecord]) -> Result<(), StoreError> {
-        let mut stmt = self.tx.prepare_cached(UPSERT).map_err(|e| self.err(e))?;
         for r in records {
-            stmt.execute(params![
-                source,
-                r.id,
-                r.day.to_string(),
-                r.time,
-                r.updated_at,
-                r.data
-            ])
-            .map_err(|e| self.err(e))?;
+            self.exec(
+                UPSERT,
+                params![
+                    source,
+                    r.id,
+                    r.day.to_string(),
+                    r.time,
+                    r.updated_at,
+                    r.data
+                ],
+            )?;
         }
         Ok(())
     }
@@ -55,26 +56,17 @@ impl Tx<'_> {
         source: &str,
         records: &[StoredRecord],
     ) -> Result<(), StoreError> {
-        self.tx
-            .execute("DELETE FROM records WHERE source = ?1", [source])
-            .map_err(|e| self.err(e))?;
+        self.exec("DELETE FROM records WHERE source = ?1", [source])?;
         self.upsert_records(source, records)
     }
 
-    /// The fields and times of `source`'s records on `day`, oldest first.
+    /// The times and fields of `source`'s records on `day`.
     pub fn records_on(&self, source: &str, day: Day) -> Result<Vec<(String, String)>, StoreError> {
-        let mut stmt = self
-            .tx
-            .prepare_cached(
-                "SELECT time, data FROM records WHERE source = ?1 AND day = ?2 ORDER BY time, id",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![source, day.to_string()], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+        self.all(
+            "SELECT time, data FROM records WHERE source = ?1 AND day = ?2 ORDER BY id",
+            params![source, day.to_string()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 
     /// Every day `source` has records on.
@@ -87,14 +79,12 @@ impl Tx<'_> {
 
     /// How many records `source` has.
     pub fn record_count(&self, source: &str) -> Result<u64, StoreError> {
-        self.tx
-            .query_row(
-                "SELECT COUNT(*) FROM records WHERE source = ?1",
-                [source],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|n| n.unsigned_abs())
-            .map_err(|e| self.err(e))
+        let n = self.one(
+            "SELECT COUNT(*) FROM records WHERE source = ?1",
+            [source],
+            |r| r.get::<_, i64>(0),
+        )?;
+        Ok(n.unwrap_or(0).unsigned_abs())
     }
 
     /// Days of `source` whose records changed since [`Tx::clear_dirty_days`] was last called.
@@ -107,22 +97,16 @@ impl Tx<'_> {
 
     /// Forgets the changed days of `source`, once their values are computed.
     pub fn clear_dirty_days(&self, source: &str) -> Result<(), StoreError> {
-        self.tx
-            .execute("DELETE FROM dirty_days WHERE source = ?1", [source])
-            .map(drop)
-            .map_err(|e| self.err(e))
+        self.exec("DELETE FROM dirty_days WHERE source = ?1", [source])
     }
 
     /// Every record's (id, time) of `source`, to re-place them when the day basis changes.
     pub fn record_times(&self, source: &str) -> Result<Vec<(String, String)>, StoreError> {
-        let mut stmt = self
-            .tx
-            .prepare("SELECT id, time FROM records WHERE source = ?1")
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([source], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+        self.all(
+            "SELECT id, time FROM records WHERE source = ?1",
+            [source],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 
     /// Deletes the records of `source` whose ids are not in `keep` (a full pull found them gone);
@@ -138,42 +122,25 @@ impl Tx<'_> {
             .map(|(id, _)| id)
             .filter(|id| !keep.contains(id))
             .collect();
-        let mut stmt = self
-            .tx
-            .prepare_cached("DELETE FROM records WHERE source = ?1 AND id = ?2")
-            .map_err(|e| self.err(e))?;
         for id in &gone {
-            stmt.execute(params![source, id]).map_err(|e| self.err(e))?;
+            self.exec(
+                "DELETE FROM records WHERE source = ?1 AND id = ?2",
+                params![source, id],
+            )?;
         }
         Ok(gone.len())
     }
 
     /// Moves a record to another day (the triggers mark both days dirty).
     pub fn set_record_day(&self, source: &str, id: &str, day: Day) -> Result<(), StoreError> {
-        self.tx
-            .execute(
-                "UPDATE records SET day = ?3 WHERE source = ?1 AND id = ?2 AND day <> ?3",
-                params![source, id, day.to_string()],
-            )
-            .map(drop)
-            .map_err(|e| self.err(e))
+        self.exec(
+            "UPDATE records SET day = ?3 WHERE source = ?1 AND id = ?2 AND day <> ?3",
+            params![source, id, day.to_string()],
+        )
     }
 
     fn days(&self, sql: &str, source: &str) -> Result<Vec<Day>, StoreError> {
-        let mut stmt = self.tx.prepare_cached(sql).map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([source], |r| r.get::<_, String>(0))
-            .map_err(|e| self.err(e))?;
-        let mut days = Vec::new();
-        for row in rows {
-            let text = row.map_err(|e| self.err(e))?;
-            // Days are written by this module only; a bad one means a damaged file.
-            let day = text.parse().map_err(|_| super::StoreError::Corrupt {
-                path: self.path.to_owned(),
-                detail: format!("bad day `{text}` in records"),
-            })?;
-            days.push(day);
-        }
-        Ok(days)
+        let texts: Vec<String> = self.all(sql, [source], |r| r.get(0))?;
+        texts.iter().map(|t| self.parse_day(t)).collect()
     }
 }

@@ -4,7 +4,7 @@
 //! pending total of the same day, since Exist's `update` overwrites. A value leaves the outbox
 //! only in the transaction that records Exist's acknowledgement in the ledger, or its rejection.
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 
 use super::{now_text, StoreError, Tx};
 use crate::exist::types::{AttributeName, Day, Group, Value, ValueType};
@@ -56,78 +56,88 @@ fn value_text(v: &Value) -> String {
     serde_json::to_string(v).expect("values always serialize")
 }
 
-impl Tx<'_> {
-    fn corrupt(&self, what: String) -> StoreError {
-        StoreError::Corrupt {
-            path: self.path.to_owned(),
-            detail: what,
-        }
-    }
+/// The value columns that hold one value per (attribute, day).
+#[derive(Clone, Copy)]
+enum ValueTable {
+    Ledger,
+    Outbox,
+    Rejected,
+}
 
+impl Tx<'_> {
     fn parse_value(&self, text: &str) -> Result<Value, StoreError> {
         serde_json::from_str(text).map_err(|_| self.corrupt(format!("bad value `{text}`")))
-    }
-
-    fn parse_day(&self, text: &str) -> Result<Day, StoreError> {
-        text.parse()
-            .map_err(|_| self.corrupt(format!("bad day `{text}`")))
     }
 
     fn parse_name(&self, text: String) -> Result<AttributeName, StoreError> {
         AttributeName::new(text).map_err(|e| self.corrupt(e.to_string()))
     }
 
+    /// The value `table` holds for (attribute, day).
+    fn value_in(
+        &self,
+        table: ValueTable,
+        attribute: &str,
+        day: Day,
+    ) -> Result<Option<Value>, StoreError> {
+        let sql = match table {
+            ValueTable::Ledger => "SELECT value FROM ledger WHERE attribute = ?1 AND day = ?2",
+            ValueTable::Outbox => "SELECT value FROM outbox WHERE attribute = ?1 AND day = ?2",
+            ValueTable::Rejected => "SELECT value FROM rejected WHERE attribute = ?1 AND day = ?2",
+        };
+        let text: Option<String> =
+            self.one(sql, params![attribute, day.to_string()], |r| r.get(0))?;
+        text.map(|t| self.parse_value(&t)).transpose()
+    }
+
     /// Every attribute this agent owns.
     pub fn owned_attributes(&self) -> Result<Vec<OwnedAttribute>, StoreError> {
-        let mut stmt = self
-            .tx
-            .prepare("SELECT key, name, group_name, value_type FROM attributes ORDER BY key")
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| {
+        let rows = self.all(
+            "SELECT key, name, group_name, value_type FROM attributes ORDER BY key",
+            [],
+            |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, String>(2)?,
                     r.get::<_, u8>(3)?,
                 ))
+            },
+        )?;
+        rows.into_iter()
+            .map(|(key, name, group, vt)| {
+                Ok(OwnedAttribute {
+                    key,
+                    name: self.parse_name(name)?,
+                    group: Group::from_name(&group)
+                        .ok_or_else(|| self.corrupt(format!("bad group `{group}`")))?,
+                    value_type: ValueType::from_code(vt)
+                        .ok_or_else(|| self.corrupt(format!("bad value type {vt}")))?,
+                })
             })
-            .map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (key, name, group, vt) = row.map_err(|e| self.err(e))?;
-            out.push(OwnedAttribute {
-                key,
-                name: self.parse_name(name)?,
-                group: Group::from_name(&group)
-                    .ok_or_else(|| self.corrupt(format!("bad group `{group}`")))?,
-                value_type: ValueType::from_code(vt)
-                    .ok_or_else(|| self.corrupt(format!("bad value type {vt}")))?,
-            });
-        }
-        Ok(out)
+            .collect()
     }
 
     /// Records that this agent owns an attribute.
     pub fn set_owned(&self, a: &OwnedAttribute) -> Result<(), StoreError> {
-        self.tx
-            .execute(
-                "INSERT INTO attributes (key, name, group_name, value_type, acquired_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (key) DO UPDATE SET name = excluded.name, group_name = excluded.group_name,
-                   value_type = excluded.value_type, acquired_at = excluded.acquired_at",
-                params![a.key, a.name.as_str(), a.group.as_str(), a.value_type.code(), now_text()],
-            )
-            .map(drop)
-            .map_err(|e| self.err(e))
+        self.exec(
+            "INSERT INTO attributes (key, name, group_name, value_type, acquired_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (key) DO UPDATE SET name = excluded.name, group_name = excluded.group_name,
+               value_type = excluded.value_type, acquired_at = excluded.acquired_at",
+            params![
+                a.key,
+                a.name.as_str(),
+                a.group.as_str(),
+                a.value_type.code(),
+                now_text()
+            ],
+        )
     }
 
     /// Forgets every owned attribute (after `logout --release`).
     pub fn clear_owned(&self) -> Result<(), StoreError> {
-        self.tx
-            .execute("DELETE FROM attributes", [])
-            .map(drop)
-            .map_err(|e| self.err(e))
+        self.exec("DELETE FROM attributes", [])
     }
 
     /// The last value Exist acknowledged for (attribute, day).
@@ -136,35 +146,19 @@ impl Tx<'_> {
         attribute: &AttributeName,
         day: Day,
     ) -> Result<Option<Value>, StoreError> {
-        let text: Option<String> = self
-            .tx
-            .query_row(
-                "SELECT value FROM ledger WHERE attribute = ?1 AND day = ?2",
-                params![attribute.as_str(), day.to_string()],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.err(e))?;
-        text.map(|t| self.parse_value(&t)).transpose()
+        self.value_in(ValueTable::Ledger, attribute.as_str(), day)
     }
 
     /// Every acknowledged value of `attribute`, oldest day first.
     pub fn ledger(&self, attribute: &AttributeName) -> Result<Vec<(Day, Value)>, StoreError> {
-        let mut stmt = self
-            .tx
-            .prepare_cached("SELECT day, value FROM ledger WHERE attribute = ?1 ORDER BY day")
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([attribute.as_str()], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })
-            .map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (day, value) = row.map_err(|e| self.err(e))?;
-            out.push((self.parse_day(&day)?, self.parse_value(&value)?));
-        }
-        Ok(out)
+        let rows = self.all(
+            "SELECT day, value FROM ledger WHERE attribute = ?1 ORDER BY day",
+            [attribute.as_str()],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+        )?;
+        rows.into_iter()
+            .map(|(day, value)| Ok((self.parse_day(&day)?, self.parse_value(&value)?)))
+            .collect()
     }
 
     /// The value pending for (attribute, day), if any.
@@ -173,16 +167,7 @@ impl Tx<'_> {
         attribute: &AttributeName,
         day: Day,
     ) -> Result<Option<Value>, StoreError> {
-        let text: Option<String> = self
-            .tx
-            .query_row(
-                "SELECT value FROM outbox WHERE attribute = ?1 AND day = ?2",
-                params![attribute.as_str(), day.to_string()],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.err(e))?;
-        text.map(|t| self.parse_value(&t)).transpose()
+        self.value_in(ValueTable::Outbox, attribute.as_str(), day)
     }
 
     /// Queues a day's total, replacing an older pending total of the same day.
@@ -192,71 +177,59 @@ impl Tx<'_> {
         day: Day,
         value: &Value,
     ) -> Result<(), StoreError> {
-        self.tx
-            .execute(
-                "INSERT INTO outbox (attribute, day, value, queued_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (attribute, day) DO UPDATE SET value = excluded.value,
-                   queued_at = excluded.queued_at, attempts = 0",
-                params![
-                    attribute.as_str(),
-                    day.to_string(),
-                    value_text(value),
-                    now_text()
-                ],
-            )
-            .map(drop)
-            .map_err(|e| self.err(e))
+        self.exec(
+            "INSERT INTO outbox (attribute, day, value, queued_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (attribute, day) DO UPDATE SET value = excluded.value,
+               queued_at = excluded.queued_at, attempts = 0",
+            params![
+                attribute.as_str(),
+                day.to_string(),
+                value_text(value),
+                now_text()
+            ],
+        )
     }
 
     /// Drops a pending value that no longer differs from what Exist holds.
     pub fn unqueue(&self, attribute: &AttributeName, day: Day) -> Result<(), StoreError> {
-        self.tx
-            .execute(
-                "DELETE FROM outbox WHERE attribute = ?1 AND day = ?2",
-                params![attribute.as_str(), day.to_string()],
-            )
-            .map(drop)
-            .map_err(|e| self.err(e))
+        self.exec(
+            "DELETE FROM outbox WHERE attribute = ?1 AND day = ?2",
+            params![attribute.as_str(), day.to_string()],
+        )
     }
 
     /// Everything pending, oldest day first.
     pub fn pending(&self) -> Result<Vec<Pending>, StoreError> {
-        let mut stmt = self
-            .tx
-            .prepare("SELECT attribute, day, value, attempts FROM outbox ORDER BY day, attribute")
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| {
+        let rows = self.all(
+            "SELECT attribute, day, value, attempts FROM outbox ORDER BY day, attribute",
+            [],
+            |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, String>(2)?,
                     r.get::<_, u32>(3)?,
                 ))
+            },
+        )?;
+        rows.into_iter()
+            .map(|(attribute, day, value, attempts)| {
+                Ok(Pending {
+                    attribute: self.parse_name(attribute)?,
+                    day: self.parse_day(&day)?,
+                    value: self.parse_value(&value)?,
+                    attempts,
+                })
             })
-            .map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (attribute, day, value, attempts) = row.map_err(|e| self.err(e))?;
-            out.push(Pending {
-                attribute: self.parse_name(attribute)?,
-                day: self.parse_day(&day)?,
-                value: self.parse_value(&value)?,
-                attempts,
-            });
-        }
-        Ok(out)
+            .collect()
     }
 
     /// Counts a send attempt of a pending value.
     pub fn note_attempt(&self, attribute: &AttributeName, day: Day) -> Result<(), StoreError> {
-        self.tx
-            .execute(
-                "UPDATE outbox SET attempts = attempts + 1 WHERE attribute = ?1 AND day = ?2",
-                params![attribute.as_str(), day.to_string()],
-            )
-            .map(drop)
-            .map_err(|e| self.err(e))
+        self.exec(
+            "UPDATE outbox SET attempts = attempts + 1 WHERE attribute = ?1 AND day = ?2",
+            params![attribute.as_str(), day.to_string()],
+        )
     }
 
     /// Exist acknowledged `value` for (attribute, day): record it and take it out of the outbox
@@ -268,26 +241,19 @@ impl Tx<'_> {
         value: &Value,
     ) -> Result<(), StoreError> {
         let (name, day, value) = (attribute.as_str(), day.to_string(), value_text(value));
-        self.tx
-            .execute(
-                "INSERT INTO ledger (attribute, day, value, acked_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (attribute, day) DO UPDATE SET value = excluded.value, acked_at = excluded.acked_at",
-                params![name, day, value, now_text()],
-            )
-            .map_err(|e| self.err(e))?;
-        self.tx
-            .execute(
-                "DELETE FROM outbox WHERE attribute = ?1 AND day = ?2 AND value = ?3",
-                params![name, day, value],
-            )
-            .map_err(|e| self.err(e))?;
-        self.tx
-            .execute(
-                "DELETE FROM rejected WHERE attribute = ?1 AND day = ?2",
-                params![name, day],
-            )
-            .map(drop)
-            .map_err(|e| self.err(e))
+        self.exec(
+            "INSERT INTO ledger (attribute, day, value, acked_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (attribute, day) DO UPDATE SET value = excluded.value, acked_at = excluded.acked_at",
+            params![name, day, value, now_text()],
+        )?;
+        self.exec(
+            "DELETE FROM outbox WHERE attribute = ?1 AND day = ?2 AND value = ?3",
+            params![name, day, value],
+        )?;
+        self.exec(
+            "DELETE FROM rejected WHERE attribute = ?1 AND day = ?2",
+            params![name, day],
+        )
     }
 
     /// Exist (or a local check) refused `value`: keep it aside with the error, out of the outbox.
@@ -299,49 +265,31 @@ impl Tx<'_> {
         code: &str,
         error: &str,
     ) -> Result<(), StoreError> {
-        self.tx
-            .execute(
-                "INSERT INTO rejected (attribute, day, value, error_code, error, rejected_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (attribute, day) DO UPDATE SET value = excluded.value,
-                   error_code = excluded.error_code, error = excluded.error, rejected_at = excluded.rejected_at",
-                params![attribute, day, value_text(value), code, error, now_text()],
-            )
-            .map_err(|e| self.err(e))?;
-        self.tx
-            .execute(
-                "DELETE FROM outbox WHERE attribute = ?1 AND day = ?2",
-                params![attribute, day],
-            )
-            .map(drop)
-            .map_err(|e| self.err(e))
+        self.exec(
+            "INSERT INTO rejected (attribute, day, value, error_code, error, rejected_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (attribute, day) DO UPDATE SET value = excluded.value,
+               error_code = excluded.error_code, error = excluded.error, rejected_at = excluded.rejected_at",
+            params![attribute, day, value_text(value), code, error, now_text()],
+        )?;
+        self.exec(
+            "DELETE FROM outbox WHERE attribute = ?1 AND day = ?2",
+            params![attribute, day],
+        )
     }
 
     /// The value refused for (attribute, day), so an unchanged refused value is not re-queued.
     pub fn rejected_value(&self, attribute: &str, day: Day) -> Result<Option<Value>, StoreError> {
-        let text: Option<String> = self
-            .tx
-            .query_row(
-                "SELECT value FROM rejected WHERE attribute = ?1 AND day = ?2",
-                params![attribute, day.to_string()],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.err(e))?;
-        text.map(|t| self.parse_value(&t)).transpose()
+        self.value_in(ValueTable::Rejected, attribute, day)
     }
 
     /// Every rejected value, newest first.
     pub fn rejected(&self) -> Result<Vec<Rejected>, StoreError> {
-        let mut stmt = self
-            .tx
-            .prepare(
-                "SELECT attribute, day, value, error_code, error, rejected_at FROM rejected
-                 ORDER BY rejected_at DESC, attribute, day",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| {
+        self.all(
+            "SELECT attribute, day, value, error_code, error, rejected_at FROM rejected
+             ORDER BY rejected_at DESC, attribute, day",
+            [],
+            |r| {
                 Ok(Rejected {
                     attribute: r.get(0)?,
                     day: r.get(1)?,
@@ -350,8 +298,7 @@ impl Tx<'_> {
                     error: r.get(4)?,
                     rejected_at: r.get(5)?,
                 })
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+            },
+        )
     }
 }
