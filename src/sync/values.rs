@@ -31,8 +31,9 @@ pub enum ValueProblem {
     },
 }
 
-/// The day's value of an attribute from its records, or `None` when no record carries the field
-/// (an absent measure is not a zero). `count` counts records; the others read `field`.
+/// The day's value of an attribute from its records, or `None` when there are none, or none
+/// carries the field (an absent measure is not a zero). `count` counts records; the others read
+/// `field`. A day that had a value and lost its records gets [`empty_day_value`] instead.
 pub fn aggregate(
     records: &[DayRecord],
     aggregate: Aggregate,
@@ -40,6 +41,9 @@ pub fn aggregate(
     value_type: ValueType,
     tz: Tz,
 ) -> Result<Option<Value>, ValueProblem> {
+    if records.is_empty() {
+        return Ok(None);
+    }
     if aggregate == Aggregate::Count {
         return Ok(Some(Value::Int(records.len() as i64)));
     }
@@ -279,6 +283,7 @@ mod tests {
             Some(Value::Int(1))
         );
         assert_eq!(agg(&[], Aggregate::Max, ValueType::Integer), None);
+        assert_eq!(agg(&[], Aggregate::Count, ValueType::Integer), None, "no records: nothing to say yet");
     }
 
     #[test]
