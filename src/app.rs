@@ -53,7 +53,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     args.addr
                 ))
             }),
-        Command::Demo => Err(Error::NotImplemented("demo")),
+        Command::Demo => crate::demo::run(cli.verbosity()),
     }
 }
 

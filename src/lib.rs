@@ -7,12 +7,14 @@
 //! - [`sources`]: HTTP, file and command sources;
 //! - [`sync`]: the engine from records to daily values, the ledger and the outbox;
 //! - [`store`]: the SQLite state database;
-//! - [`sandbox`]: a strict local Exist-compatible server for tests and the demo.
+//! - [`sandbox`]: a strict local Exist-compatible server for tests and the demo;
+//! - [`demo`]: `exist-agent demo`, the whole loop on built-in sample data.
 #![warn(missing_docs)]
 
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod exist;
 pub mod logging;
