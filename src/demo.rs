@@ -53,8 +53,12 @@ pub fn run(verbosity: i8) -> Result<()> {
     removed.map_err(|e| failed(&format!("cannot remove {}", path.display()), e))?;
     println!("Removed {} and stopped both sandboxes.", path.display());
     println!();
-    println!("To connect your real Exist account, see README.md: write a config with your Exist app's");
-    println!("client id (config.example.toml documents every key), then run `exist-agent login` and");
+    println!(
+        "To connect your real Exist account, see README.md: write a config with your Exist app's"
+    );
+    println!(
+        "client id (config.example.toml documents every key), then run `exist-agent login` and"
+    );
     println!("`exist-agent run --once`.");
     Ok(())
 }
@@ -120,7 +124,13 @@ impl Stage {
         );
         write(&coffee_log, &(log.join("\n") + "\n"))?;
         let config_path = dir.join("config.toml");
-        let text = config_text(&exist, &options, &health.url(), &coffee_log, &dir.join("state"))?;
+        let text = config_text(
+            &exist,
+            &options,
+            &health.url(),
+            &coffee_log,
+            &dir.join("state"),
+        )?;
         write(&config_path, &text)?;
         let config = Config::load(&config_path)?;
         Ok(Self {
@@ -143,7 +153,12 @@ impl Stage {
     /// the log. Returns a line describing each.
     fn change_data(&self) -> Result<Vec<String>> {
         let mut said = Vec::new();
-        for walk in self.sample.walks.iter().filter(|w| w.batch == Batch::Second) {
+        for walk in self
+            .sample
+            .walks
+            .iter()
+            .filter(|w| w.batch == Batch::Second)
+        {
             self.health.upsert(walk.record(&self.calendar));
             let start = walk.start(&self.calendar);
             let when = start.format("%Y-%m-%d %H:%M");
@@ -162,7 +177,12 @@ impl Stage {
             });
         }
         let mut appended = String::new();
-        for cup in self.sample.coffees.iter().filter(|c| c.batch == Batch::Second) {
+        for cup in self
+            .sample
+            .coffees
+            .iter()
+            .filter(|c| c.batch == Batch::Second)
+        {
             appended.push_str(&cup.log_line(&self.calendar));
             appended.push('\n');
             said.push(format!(
@@ -296,7 +316,7 @@ async fn demo(dir: &Path) -> Result<()> {
     println!("What Exist holds now (* = changed by sync 2)");
     print!("{}", report::values_table(&attributes, &after_first, &now));
     println!(
-        "  Today ({}) is re-computed on every run: no log rows yet count as 0 cups; steps wait for a walk.",
+        "  Today ({}) has no walks or cups yet; the agent re-computes it on every run.",
         stage.calendar.today
     );
 
@@ -310,7 +330,11 @@ async fn demo(dir: &Path) -> Result<()> {
     print!("{}", report::calls_table(&phases));
     let excess: Vec<String> = phases
         .iter()
-        .flat_map(|p| p.excess().into_iter().map(|e| format!("{} in {}", e, p.title)))
+        .flat_map(|p| {
+            p.excess()
+                .into_iter()
+                .map(|e| format!("{} in {}", e, p.title))
+        })
         .collect();
     if excess.is_empty() {
         println!("  Every count is at its minimum: no refresh, acquire once, batched updates.");
@@ -323,7 +347,9 @@ async fn demo(dir: &Path) -> Result<()> {
 }
 
 fn print_intro(stage: &Stage, dir: &Path) {
-    println!("exist-agent demo: the whole loop on built-in sample data, against a local Exist sandbox.");
+    println!(
+        "exist-agent demo: the whole loop on built-in sample data, against a local Exist sandbox."
+    );
     println!(
         "No Exist account is touched: both servers run inside this process, on loopback ports, and"
     );
@@ -332,13 +358,7 @@ fn print_intro(stage: &Stage, dir: &Path) {
         dir.display()
     );
     println!();
-    let walks = |batch| {
-        stage
-            .sample
-            .walks
-            .iter()
-            .filter(move |w| w.batch == batch)
-    };
+    let walks = |batch| stage.sample.walks.iter().filter(move |w| w.batch == batch);
     let cups = stage
         .sample
         .coffees
@@ -348,10 +368,7 @@ fn print_intro(stage: &Stage, dir: &Path) {
     let mut rows = vec![
         [
             "Exist sandbox".to_owned(),
-            format!(
-                "{} (its user lives in {TIMEZONE})",
-                stage.exist.base_url()
-            ),
+            format!("{} (its user lives in {TIMEZONE})", stage.exist.base_url()),
         ],
         [
             "health-data API".to_owned(),
@@ -365,7 +382,10 @@ fn print_intro(stage: &Stage, dir: &Path) {
             "coffee log".to_owned(),
             format!("{} ({cups} cups)", stage.coffee_log.display()),
         ],
-        ["configuration".to_owned(), stage.config_path.display().to_string()],
+        [
+            "configuration".to_owned(),
+            stage.config_path.display().to_string(),
+        ],
         [
             "attributes".to_owned(),
             "steps: a template, the sum of each day's walks".to_owned(),
@@ -489,7 +509,10 @@ fn print_sync(title: &str, report: &SyncReport) {
         .iter()
         .map(|s| format!("{} record(s) from {}", s.summary.records, s.name))
         .collect();
-    println!("{title}, as `run --once` does it: pulled {}", pulled.join(", "));
+    println!(
+        "{title}, as `run --once` does it: pulled {}",
+        pulled.join(", ")
+    );
     println!(
         "  {} value(s) changed; {} sent in {} update call(s); days in {} (the profile's timezone)",
         report.changes.len(),

@@ -275,7 +275,10 @@ mod tests {
         let before: Values = [(key("steps"), 10.into())].into();
         let after: Values = [(key("steps"), 12.into()), (key("coffees"), 1.into())].into();
         let text = values_table(&["steps".into(), "coffees".into()], &before, &after);
-        assert!(text.contains("2026-05-01 Fri     12  * was 10        1  * new"), "{text}");
+        assert!(
+            text.contains("2026-05-01 Fri     12  * was 10        1  * new"),
+            "{text}"
+        );
         assert_eq!(changed(&before, &after), 2);
     }
 }
