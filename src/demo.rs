@@ -17,12 +17,12 @@ use chrono_tz::Tz;
 use url::Url;
 
 use crate::app::{run_lock, runtime, Session};
-use crate::config::{AttributeConfig, AttributeTarget, Config};
+use crate::config::{AttributeConfig, AttributeTarget, Config, SourceKind};
 use crate::error::{Error, Result};
 use crate::exist::auth;
 use crate::exist::tokens::{TokenStore, TOKEN_FILE};
 use crate::exist::types::MAX_BATCH;
-use crate::sandbox::{Sandbox, SandboxOptions};
+use crate::sandbox::{RequestRecord, Sandbox, SandboxOptions};
 use crate::sources::sandbox::HealthSandbox;
 use crate::sync::{self, SyncOptions, SyncReport};
 use report::{Call, Phase, Values};
@@ -142,11 +142,6 @@ impl Stage {
             config_path,
             config,
         })
-    }
-
-    /// The requests Exist served after the first `from`.
-    fn requests_since(&self, from: usize) -> Vec<crate::sandbox::RequestRecord> {
-        self.exist.requests().split_off(from)
     }
 
     /// Makes the second batch's changes: edited and late walks at the source, cups appended to
@@ -281,50 +276,78 @@ aggregate = "count"
 async fn demo(dir: &Path) -> Result<()> {
     let stage = Stage::set(dir).await?;
     print_intro(&stage, dir);
-
-    println!("Login: the real OAuth flow; the demo plays the browser");
-    let landing = login(&stage).await?;
-    println!("  authorize page    approved by the sandbox, redirected to {landing}");
-    println!(
-        "  tokens            stored in {}",
-        tokens(&stage.config).describe()
-    );
-    let login_calls = stage.requests_since(0);
-
-    let seen = stage.exist.requests().len();
-    let first = sync_once(&stage.config).await?;
-    let after_first = stage.exist.values();
-    let first_calls = stage.requests_since(seen);
-    println!();
-    print_sync("Sync 1", &first);
-
+    let login = login_step(&stage).await?;
+    let first = sync_step(&stage, "Sync 1").await?;
     println!();
     println!("Meanwhile, the data changes:");
     for line in stage.change_data()? {
         println!("  {line}");
     }
+    let second = sync_step(&stage, "Sync 2").await?;
+    print_values(&stage, &first.values, &second.values)?;
+    print_calls(&stage.config, [login, first, second]);
+    stage.exist.shutdown().await;
+    Ok(())
+}
 
+/// What one step of the demo left in the Exist sandbox.
+struct Step {
+    /// The requests Exist served during the step.
+    calls: Vec<RequestRecord>,
+    /// What Exist held at its end.
+    values: Values,
+}
+
+impl Step {
+    /// The step since Exist had served `seen` requests.
+    fn observe(stage: &Stage, seen: usize) -> Self {
+        Self {
+            calls: stage.exist.requests().split_off(seen),
+            values: stage.exist.values(),
+        }
+    }
+}
+
+async fn login_step(stage: &Stage) -> Result<Step> {
+    println!("Login: the real OAuth flow; the demo plays the browser");
     let seen = stage.exist.requests().len();
-    let second = sync_once(&stage.config).await?;
-    let now = stage.exist.values();
-    let second_calls = stage.requests_since(seen);
-    println!();
-    print_sync("Sync 2", &second);
+    let landing = login(stage).await?;
+    let rows = [
+        [
+            "authorize page".to_owned(),
+            format!("approved by the sandbox, redirected to {landing}"),
+        ],
+        [
+            "tokens".to_owned(),
+            format!("stored in {}", tokens(&stage.config).describe()),
+        ],
+    ];
+    print_pairs(&rows);
+    Ok(Step::observe(stage, seen))
+}
 
+async fn sync_step(stage: &Stage, title: &str) -> Result<Step> {
+    let seen = stage.exist.requests().len();
+    let report = sync_once(&stage.config).await?;
+    println!();
+    print_sync(title, &stage.config, &report);
+    Ok(Step::observe(stage, seen))
+}
+
+fn print_values(stage: &Stage, after_first: &Values, now: &Values) -> Result<()> {
     let attributes = exist_names(&stage.config)?;
     println!();
     println!("What Exist holds now (* = changed by sync 2)");
-    print!("{}", report::values_table(&attributes, &after_first, &now));
+    print!("{}", report::values_table(&attributes, after_first, now));
     println!(
         "  Today ({}) has no walks or cups yet; the agent re-computes it on every run.",
         stage.calendar.today
     );
+    Ok(())
+}
 
-    let phases = phases(
-        &stage.config,
-        [login_calls, first_calls, second_calls],
-        [&Values::new(), &after_first, &now],
-    );
+fn print_calls(config: &Config, steps: [Step; 3]) {
+    let phases = phases(config, steps);
     println!();
     println!("Requests to Exist, per step");
     print!("{}", report::calls_table(&phases));
@@ -333,7 +356,7 @@ async fn demo(dir: &Path) -> Result<()> {
         .flat_map(|p| {
             p.excess()
                 .into_iter()
-                .map(|e| format!("{} in {}", e, p.title))
+                .map(|e| format!("{e} in {}", p.title))
         })
         .collect();
     if excess.is_empty() {
@@ -342,8 +365,12 @@ async fn demo(dir: &Path) -> Result<()> {
         println!("  Above the minimum: {}.", excess.join(", "));
     }
     println!();
-    stage.exist.shutdown().await;
-    Ok(())
+}
+
+/// Label-and-text lines, the texts aligned.
+fn print_pairs(rows: &[[String; 2]]) {
+    let rows: Vec<Vec<String>> = rows.iter().map(|r| r.to_vec()).collect();
+    print!("{}", report::table(&[report::Align::Left; 2], &rows));
 }
 
 fn print_intro(stage: &Stage, dir: &Path) {
@@ -403,7 +430,7 @@ fn print_intro(stage: &Stage, dir: &Path) {
         rows.push([
             "note".to_owned(),
             format!(
-                "walk {} at {} local time is {} in UTC; it counts for {}",
+                "walk {}, {} here, is {} UTC: it counts for {}",
                 walk.id,
                 start.format("%Y-%m-%d %H:%M"),
                 start.to_utc().format("%Y-%m-%d %H:%M"),
@@ -411,11 +438,7 @@ fn print_intro(stage: &Stage, dir: &Path) {
             ),
         ]);
     }
-    let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
-    print!(
-        "{}",
-        report::table(&[report::Align::Left, report::Align::Left], &rows)
-    );
+    print_pairs(&rows);
     println!();
 }
 
@@ -503,22 +526,34 @@ async fn sync_once(config: &Config) -> Result<SyncReport> {
     Ok(outcome.report)
 }
 
-fn print_sync(title: &str, report: &SyncReport) {
-    let pulled: Vec<String> = report
+fn print_sync(title: &str, config: &Config, report: &SyncReport) {
+    println!(
+        "{title}, as `run --once` does it (days in {}, the profile's timezone)",
+        report.timezone
+    );
+    let pulled: Vec<Vec<String>> = report
         .sources
         .iter()
-        .map(|s| format!("{} record(s) from {}", s.summary.records, s.name))
+        .map(|s| {
+            let how = match config.source(&s.name).map(|c| &c.kind) {
+                Some(SourceKind::Http(_)) => "HTTP: only what changed since its cursor",
+                Some(SourceKind::File(_)) => "a file: read whole",
+                _ => "a command's output",
+            };
+            let records = format!("{} record(s)", s.summary.records);
+            vec![s.name.clone(), records, how.to_owned()]
+        })
         .collect();
-    println!(
-        "{title}, as `run --once` does it: pulled {}",
-        pulled.join(", ")
+    let left = report::Align::Left;
+    print!(
+        "{}",
+        report::table(&[left, report::Align::Right, left], &pulled)
     );
     println!(
-        "  {} value(s) changed; {} sent in {} update call(s); days in {} (the profile's timezone)",
+        "  {} value(s) changed, {} sent in {} update call(s)",
         report.changes.len(),
         report.send.acknowledged,
         report.send.update_calls,
-        report.timezone
     );
 }
 
@@ -538,24 +573,21 @@ fn exist_names(config: &Config) -> Result<Vec<String>> {
 
 /// The three steps with their requests and the fewest each needed: the login one code exchange;
 /// the first sync the profile (for the timezone), one acquire for the templates, one create for
-/// the custom attributes and `ceil(n / 35)` updates; the second sync only its updates.
-fn phases(
-    config: &Config,
-    [login, first, second]: [Vec<crate::sandbox::RequestRecord>; 3],
-    [before, after_first, now]: [&Values; 3],
-) -> [Phase; 3] {
+/// the custom attributes and `ceil(n / 35)` updates for the `n` values it changed in Exist; the
+/// second sync only its updates.
+fn phases(config: &Config, [login, first, second]: [Step; 3]) -> [Phase; 3] {
     let custom = |a: &AttributeConfig| matches!(a.target, AttributeTarget::Custom { .. });
     let creates = usize::from(config.attributes.iter().any(custom));
     let acquires = usize::from(config.attributes.iter().any(|a| !custom(a)));
     let written = [
-        report::changed(before, after_first),
-        report::changed(after_first, now),
+        report::changed(&login.values, &first.values),
+        report::changed(&first.values, &second.values),
     ];
     [
-        Phase::new("login", &login, &[(Call::CodeExchange, 1)], 0),
+        Phase::new("login", &login.calls, &[(Call::CodeExchange, 1)], 0),
         Phase::new(
             "sync 1",
-            &first,
+            &first.calls,
             &[
                 (Call::Profile, 1),
                 (Call::Acquire, acquires),
@@ -566,7 +598,7 @@ fn phases(
         ),
         Phase::new(
             "sync 2",
-            &second,
+            &second.calls,
             &[(Call::Update, written[1].div_ceil(MAX_BATCH))],
             written[1],
         ),

@@ -4,7 +4,9 @@
 //! Rows name their day relative to today in the user's timezone, so the demo always shows the
 //! week that just ended, whatever the date it runs on.
 
-use chrono::{DateTime, Days, NaiveDate, NaiveTime, Offset, SecondsFormat, TimeZone, Utc};
+use chrono::{
+    DateTime, Days, NaiveDate, NaiveTime, Offset, SecondsFormat, TimeDelta, TimeZone, Utc,
+};
 use chrono_tz::Tz;
 use serde_json::{json, Value};
 
@@ -12,6 +14,10 @@ use serde_json::{json, Value};
 const WALKS: &str = include_str!("steps.csv");
 /// `day,time,drink,sync` rows; see the file's comments.
 const COFFEES: &str = include_str!("coffee.csv");
+
+/// How long after a walk started the tracker uploaded it: the past week's records carry past
+/// change times, so the second sync's incremental pull sees only what changed since the first.
+const UPLOAD_DELAY: TimeDelta = TimeDelta::hours(1);
 
 /// The header of the coffee log the demo writes.
 pub(super) const COFFEE_LOG_HEADER: &str = "date,drink";
@@ -123,14 +129,20 @@ impl Calendar {
 impl Walk {
     /// The record as the API serves it: a UTC start time with the local offset beside it, as
     /// health-data APIs write them (the agent must place it on the user's day, not UTC's).
+    /// A first-batch walk was uploaded an hour after it started; a second-batch one changes
+    /// now, and the source stamps it so.
     pub fn record(&self, calendar: &Calendar) -> Value {
         let start = self.start(calendar);
-        json!({
+        let mut record = json!({
             "id": self.id,
-            "startTime": start.to_utc().to_rfc3339_opts(SecondsFormat::Millis, true),
+            "startTime": utc_text(start.to_utc()),
             "tzOffset": start.offset().fix().to_string(),
             "steps": self.steps,
-        })
+        });
+        if self.batch == Batch::First {
+            record["updatedAt"] = utc_text(start.to_utc() + UPLOAD_DELAY).into();
+        }
+        record
     }
 
     /// When the walk started.
@@ -151,6 +163,10 @@ impl Coffee {
         let at = calendar.date(self.day).and_time(self.time);
         format!("{},{}", at.format("%Y-%m-%dT%H:%M:%S"), self.drink)
     }
+}
+
+fn utc_text(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// The data rows of an embedded CSV file: comments, blank lines and the header skipped.
@@ -250,7 +266,13 @@ mod tests {
         };
         assert_eq!(
             walk.record(&calendar),
-            json!({"id": "w", "startTime": "2026-01-15T03:40:00.000Z", "tzOffset": "-05:00", "steps": 10})
+            json!({
+                "id": "w",
+                "startTime": "2026-01-15T03:40:00.000Z",
+                "tzOffset": "-05:00",
+                "steps": 10,
+                "updatedAt": "2026-01-15T04:40:00.000Z",
+            })
         );
         assert!(walk.crosses_utc_midnight(&calendar));
     }
