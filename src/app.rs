@@ -53,7 +53,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     args.addr
                 ))
             }),
-        Command::Demo => Err(Error::NotImplemented("demo")),
+        Command::Demo => crate::demo::run(cli.verbosity()),
     }
 }
 
@@ -99,7 +99,8 @@ pub fn token_account(config: &Config) -> String {
     format!("{host}#{}", config.exist.client_id)
 }
 
-fn token_store(config: &Config, state_dir: &Path) -> Result<TokenStore> {
+/// The configured token store, in `state_dir` when it is the file.
+pub fn token_store(config: &Config, state_dir: &Path) -> Result<TokenStore> {
     crate::store::create_private_dir(state_dir)?;
     TokenStore::open(config.agent.token_store, state_dir, &token_account(config))
         .map_err(|e| Error::Failed(e.to_string()))

@@ -7,13 +7,21 @@
 //! - [`sources`]: HTTP, file and command sources;
 //! - [`sync`]: the engine from records to daily values, the ledger and the outbox;
 //! - [`store`]: the SQLite state database;
-//! - [`sandbox`]: a strict local Exist-compatible server for tests and the demo.
+//! - [`schedule`], [`daemon`]: when syncs happen, and the long-running agent;
+//! - [`service`]: systemd user units and the launchd agent;
+//! - [`notify`]: signed notifications that trigger a sync;
+//! - [`status`], [`doctor`]: what the agent knows, and what is broken;
+//! - [`sandbox`]: a strict local Exist-compatible server for tests and the demo;
+//! - [`demo`]: `exist-agent demo`, the whole loop on built-in sample data.
+//!
+//! [`app`] dispatches the command line ([`cli`]) to them; [`error`] maps failures to exit codes.
 #![warn(missing_docs)]
 
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod demo;
 pub mod doctor;
 pub mod error;
 pub mod exist;

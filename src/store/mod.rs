@@ -3,7 +3,7 @@
 //! It holds the attributes this agent owns, each source's cursor and records, the ledger of
 //! values Exist acknowledged, the outbox of values to send, rejected values and the hour's
 //! request budget. Writes are transactional; the database runs in WAL mode with a busy timeout
-//! so that `status` can read while a sync writes. Whole runs are serialized by [`lock::RunLock`].
+//! so that `status` can read while a sync writes. Whole runs are serialized by a [`lock::FileLock`] on `run.lock`.
 
 mod budget;
 mod cursors;

@@ -283,7 +283,11 @@ mod tests {
             Some(Value::Int(1))
         );
         assert_eq!(agg(&[], Aggregate::Max, ValueType::Integer), None);
-        assert_eq!(agg(&[], Aggregate::Count, ValueType::Integer), None, "no records: nothing to say yet");
+        assert_eq!(
+            agg(&[], Aggregate::Count, ValueType::Integer),
+            None,
+            "no records: nothing to say yet"
+        );
     }
 
     #[test]
