@@ -260,6 +260,7 @@ fn backfill(config: &Config, args: &BackfillArgs) -> Result<()> {
             from: args.from,
             to: args.to,
         },
+        progress: true,
         attributes: args.attributes.clone(),
         ..SyncOptions::default()
     };
@@ -363,8 +364,7 @@ fn push(config: &Config, args: &PushArgs) -> Result<()> {
     let report = rt.block_on(sync::outbox::flush(
         &mut session.store,
         &session.client,
-        None,
-        || false,
+        &sync::outbox::FlushControl::default(),
     ))?;
     println!(
         "{} {} = {} sent ({} value(s) acknowledged).",

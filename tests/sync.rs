@@ -184,6 +184,16 @@ fn backfill_walks_31_day_windows() {
         h.api.requests().iter().all(|(_, status)| *status == 200),
         "the API accepted every window (it refuses longer ones)"
     );
+
+    // The same backfill again resumes after the windows already pulled: only the last one.
+    let before = h.pulls().len();
+    h.world
+        .cmd()
+        .args(["backfill", "--from", &from])
+        .assert()
+        .success();
+    let again: Vec<String> = h.pulls().into_iter().skip(before).collect();
+    assert_eq!(again.len(), 1, "resumed, not restarted: {again:?}");
 }
 
 #[test]

@@ -92,11 +92,28 @@ pub struct SyncOptions {
     /// Becomes true when the run should stop early (SIGTERM): the batch in flight finishes,
     /// everything else stays pending or unpulled for the next run.
     pub stop: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Show progress bars on a terminal (backfill).
+    pub progress: bool,
 }
 
 impl SyncOptions {
     fn stopping(&self) -> bool {
         self.stop.as_ref().is_some_and(|s| *s.borrow())
+    }
+
+    /// A progress bar of `len` steps on standard error, when progress is wanted; indicatif
+    /// draws nothing when standard error is not a terminal.
+    fn bar(&self, len: u64, what: &str) -> indicatif::ProgressBar {
+        if !self.progress {
+            return indicatif::ProgressBar::hidden();
+        }
+        let style =
+            indicatif::ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {msg}")
+                .expect("the template is valid")
+                .progress_chars("=> ");
+        indicatif::ProgressBar::new(len)
+            .with_style(style)
+            .with_prefix(what.to_owned())
     }
 }
 
@@ -110,6 +127,7 @@ impl Default for SyncOptions {
             attributes: Vec::new(),
             max_update_calls: None,
             stop: None,
+            progress: false,
         }
     }
 }
@@ -216,7 +234,7 @@ pub async fn sync(
             break;
         }
         let forced = options.forced_sources.contains(&source.name);
-        let (source_report, error) = pull_source(source, store, basis, options.mode, forced).await;
+        let (source_report, error) = pull_source(source, store, basis, options, forced).await;
         if failure.is_none() {
             failure = error;
         }
@@ -241,11 +259,13 @@ pub async fn sync(
     if options.dry_run {
         return Ok(SyncOutcome { report, failure });
     }
-    match outbox::flush(store, client, options.max_update_calls, || {
-        options.stopping()
-    })
-    .await
-    {
+    let stop = || options.stopping();
+    let control = outbox::FlushControl {
+        max_calls: options.max_update_calls,
+        stop: &stop,
+        bar: options.bar(0, "sending"),
+    };
+    match outbox::flush(store, client, &control).await {
         Ok(sent) => report.send = sent,
         Err(stopped) => {
             report.send = stopped.report().clone();
@@ -323,13 +343,13 @@ fn rebase_days(config: &Config, store: &mut Store, basis: DayBasis) -> Result<()
     })
 }
 
-/// Pulls one source if it is due (or `forced`), storing records and cursor as the source hands them over.
-/// Returns the report and, on failure, the error's words.
+/// Pulls one source if it is due (or `forced`), storing records and cursor as the source hands
+/// them over. Returns the report and, on failure, the error for the exit code.
 async fn pull_source(
     source: &SourceConfig,
     store: &mut Store,
     basis: DayBasis,
-    mode: Mode,
+    options: &SyncOptions,
     forced: bool,
 ) -> (SourceReport, Option<crate::error::Error>) {
     let mut report = SourceReport {
@@ -337,30 +357,21 @@ async fn pull_source(
         ..SourceReport::default()
     };
     let now = Utc::now();
-    let cursor = match store.read().cursor(&source.name) {
-        Ok(c) => c,
+    let pull = match Pull::plan(source, store, basis, options, now) {
+        Ok(pull) => pull,
         Err(e) => return (report, Some(e.into())),
     };
-    if mode == Mode::Incremental
+    if options.mode == Mode::Incremental
         && !forced
-        && !crate::schedule::source_due(source.every, cursor.last_pull_at, now)
+        && !crate::schedule::source_due(source.every, pull.before.last_pull_at, now)
     {
         tracing::debug!(source = %source.name, "not due yet (every {:?})", source.every);
         return (report, None);
     }
     report.pulled = true;
-    let plan = plan_for(source, &cursor, mode, basis.tz, now);
-    let result = run_pull(
-        source,
-        store,
-        basis,
-        &plan,
-        &cursor,
-        mode == Mode::Full,
-        &mut report.malformed,
-    )
-    .await;
-    let mut cursor = store.read().cursor(&source.name).unwrap_or(cursor);
+    let before = pull.before.clone();
+    let result = pull.run(store, &mut report.malformed).await;
+    let mut cursor = store.read().cursor(&source.name).unwrap_or(before);
     cursor.last_pull_at = Some(now);
     let error = match result {
         Ok(summary) => {
@@ -390,29 +401,157 @@ async fn pull_source(
     (report, error)
 }
 
-fn plan_for(
-    source: &SourceConfig,
-    cursor: &Cursor,
-    mode: Mode,
-    tz: Tz,
-    now: DateTime<Utc>,
-) -> PullPlan {
-    let window = match &source.kind {
-        SourceKind::Http(h) => chrono::Duration::days(i64::from(h.window_days)),
-        _ => chrono::Duration::days(31),
-    };
-    match mode {
-        Mode::Incremental => PullPlan::Incremental {
-            since: cursor.updated_since,
-        },
-        Mode::Full => PullPlan::Windows {
-            from: cursor.history_start.unwrap_or(now - window),
-            to: next_second(now),
-        },
-        Mode::Backfill { from, .. } => PullPlan::Windows {
-            from: start_of(from, tz),
-            to: next_second(now),
-        },
+/// One pull of one source: what to ask for and how to store what comes back.
+struct Pull<'a> {
+    source: &'a SourceConfig,
+    basis: DayBasis,
+    plan: PullPlan,
+    /// The source's cursor before the pull.
+    before: Cursor,
+    /// A full pull reconciles: records it does not see again are gone.
+    full: bool,
+    /// Where a backfill notes the windows done, so that a second try skips them.
+    resume_key: Option<String>,
+    bar: indicatif::ProgressBar,
+}
+
+impl<'a> Pull<'a> {
+    fn plan(
+        source: &'a SourceConfig,
+        store: &Store,
+        basis: DayBasis,
+        options: &SyncOptions,
+        now: DateTime<Utc>,
+    ) -> Result<Self, StoreError> {
+        let before = store.read().cursor(&source.name)?;
+        let window = match &source.kind {
+            SourceKind::Http(h) => chrono::Duration::days(i64::from(h.window_days)),
+            _ => chrono::Duration::days(31),
+        };
+        let mut resume_key = None;
+        let plan = match options.mode {
+            Mode::Incremental => PullPlan::Incremental {
+                since: before.updated_since,
+            },
+            Mode::Full => PullPlan::Windows {
+                from: before.history_start.unwrap_or(now - window),
+                to: next_second(now),
+            },
+            Mode::Backfill { from, .. } => {
+                let key = format!("backfill:{}:{from}", source.name);
+                let done = store
+                    .read()
+                    .meta(&key)?
+                    .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                    .map(|t| t.to_utc());
+                resume_key = Some(key);
+                PullPlan::Windows {
+                    from: done.unwrap_or_else(|| start_of(from, basis.tz)),
+                    to: next_second(now),
+                }
+            }
+        };
+        let windows = match plan {
+            PullPlan::Windows { from, to } => {
+                ((to - from).num_seconds().max(1) as u64).div_ceil(window.num_seconds() as u64)
+            }
+            PullPlan::Incremental { .. } => 1,
+        };
+        Ok(Self {
+            source,
+            basis,
+            plan,
+            before,
+            full: options.mode == Mode::Full,
+            resume_key,
+            bar: options.bar(windows, &source.name),
+        })
+    }
+
+    /// Runs the pull, storing as it goes: HTTP pages are upserted at once (by id, newest wins);
+    /// a file or command is read whole and replaces the source's records when it is complete.
+    async fn run(
+        self,
+        store: &mut Store,
+        malformed: &mut Vec<Malformed>,
+    ) -> Result<PullSummary, sources::SourceError> {
+        let puller = sources::from_config(self.source)?;
+        let whole = !matches!(self.source.kind, SourceKind::Http(_));
+        // A full pull of an HTTP source sees every record that still exists: the others vanished.
+        let reconcile = !whole && self.full;
+        let mut seen: HashSet<String> = HashSet::new();
+        let pull_started = Utc::now();
+        let name = self.source.name.clone();
+        let mut buffered: Vec<StoredRecord> = Vec::new();
+        let mut cursor = self.before.clone();
+        let plan_start = match self.plan {
+            PullPlan::Incremental { since } => since,
+            PullPlan::Windows { from, .. } => Some(from),
+        };
+        let mut sink = |event: PullEvent| -> Result<(), SinkError> {
+            match event {
+                PullEvent::Records(records) => {
+                    let stored =
+                        to_stored(&name, records, self.basis, buffered.len(), whole, malformed);
+                    if reconcile {
+                        seen.extend(stored.iter().map(|r| r.id.clone()));
+                    }
+                    if whole {
+                        buffered.extend(stored);
+                        return Ok(());
+                    }
+                    store
+                        .transaction(|tx| tx.upsert_records(&name, &stored))
+                        .map_err(SinkError::new)
+                }
+                PullEvent::Malformed(m) => {
+                    malformed.push(m);
+                    Ok(())
+                }
+                PullEvent::Total(_) => Ok(()),
+                PullEvent::WindowDone { cursor: done } => {
+                    // A window reaching the present keeps the same overlap as an incremental
+                    // pull: what changes while it runs is read again next time (ids make it
+                    // harmless).
+                    let resume = match self.plan {
+                        PullPlan::Windows { .. } => done.min(pull_started) - sources::OVERLAP,
+                        PullPlan::Incremental { .. } => done,
+                    };
+                    cursor.updated_since = cursor.updated_since.max(Some(resume));
+                    cursor.history_start = match (cursor.history_start, plan_start) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b).or(Some(done - chrono::Duration::days(31))),
+                    };
+                    let records = std::mem::take(&mut buffered);
+                    self.bar.inc(1);
+                    store
+                        .transaction(|tx| {
+                            if whole {
+                                tx.replace_records(&name, &records)?;
+                            }
+                            if let Some(key) = &self.resume_key {
+                                tx.set_meta(key, &done.to_rfc3339())?;
+                            }
+                            tx.set_cursor(&name, &cursor)
+                        })
+                        .map_err(SinkError::new)
+                }
+            }
+        };
+        let summary = puller.pull(&self.plan, &mut sink).await?;
+        self.bar.finish_and_clear();
+        if reconcile {
+            let gone = store
+                .transaction(|tx| tx.delete_records_except(&name, &seen))
+                .map_err(|e| sources::SourceError::Sink {
+                    source_name: name.clone(),
+                    source: SinkError::new(e),
+                })?;
+            if gone > 0 {
+                tracing::info!(source = %name, gone, "records no longer at the source were removed; their days are recomputed");
+            }
+        }
+        Ok(summary)
     }
 }
 
@@ -430,89 +569,6 @@ fn start_of(day: Day, tz: Tz) -> DateTime<Utc> {
         .earliest()
         .map(|t| t.to_utc())
         .unwrap_or_else(|| day.date().and_time(NaiveTime::MIN).and_utc())
-}
-
-/// Runs the pull, storing as it goes: HTTP pages are upserted at once (by id, newest wins);
-/// a file or command is read whole and replaces the source's records when it is complete.
-async fn run_pull(
-    source: &SourceConfig,
-    store: &mut Store,
-    basis: DayBasis,
-    plan: &PullPlan,
-    before: &Cursor,
-    full: bool,
-    malformed: &mut Vec<Malformed>,
-) -> Result<PullSummary, sources::SourceError> {
-    let puller = sources::from_config(source)?;
-    let whole = !matches!(source.kind, SourceKind::Http(_));
-    // A full pull of an HTTP source sees every record that still exists: the others vanished.
-    let reconcile = !whole && matches!(plan, PullPlan::Windows { .. }) && full;
-    let mut seen: HashSet<String> = HashSet::new();
-    let pull_started = Utc::now();
-    let name = source.name.clone();
-    let mut buffered: Vec<StoredRecord> = Vec::new();
-    let mut cursor = before.clone();
-    let plan_start = match plan {
-        PullPlan::Incremental { since } => *since,
-        PullPlan::Windows { from, .. } => Some(*from),
-    };
-    let mut sink = |event: PullEvent| -> Result<(), SinkError> {
-        match event {
-            PullEvent::Records(records) => {
-                let stored = to_stored(&name, records, basis, buffered.len(), whole, malformed);
-                if reconcile {
-                    seen.extend(stored.iter().map(|r| r.id.clone()));
-                }
-                if whole {
-                    buffered.extend(stored);
-                    return Ok(());
-                }
-                store
-                    .transaction(|tx| tx.upsert_records(&name, &stored))
-                    .map_err(SinkError::new)
-            }
-            PullEvent::Malformed(m) => {
-                malformed.push(m);
-                Ok(())
-            }
-            PullEvent::Total(_) => Ok(()),
-            PullEvent::WindowDone { cursor: done } => {
-                // A window reaching the present keeps the same overlap as an incremental pull:
-                // what changes while it runs is read again next time (ids make it harmless).
-                let resume = match plan {
-                    PullPlan::Windows { .. } => done.min(pull_started) - sources::OVERLAP,
-                    PullPlan::Incremental { .. } => done,
-                };
-                cursor.updated_since = cursor.updated_since.max(Some(resume));
-                cursor.history_start = match (cursor.history_start, plan_start) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b).or(Some(done - chrono::Duration::days(31))),
-                };
-                let records = std::mem::take(&mut buffered);
-                store
-                    .transaction(|tx| {
-                        if whole {
-                            tx.replace_records(&name, &records)?;
-                        }
-                        tx.set_cursor(&name, &cursor)
-                    })
-                    .map_err(SinkError::new)
-            }
-        }
-    };
-    let summary = puller.pull(plan, &mut sink).await?;
-    if reconcile {
-        let gone = store
-            .transaction(|tx| tx.delete_records_except(&name, &seen))
-            .map_err(|e| sources::SourceError::Sink {
-                source_name: name.clone(),
-                source: SinkError::new(e),
-            })?;
-        if gone > 0 {
-            tracing::info!(source = %name, gone, "records no longer at the source were removed; their days are recomputed");
-        }
-    }
-    Ok(summary)
 }
 
 /// Records as stored. Records without an id get one from their position (files and commands

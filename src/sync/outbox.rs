@@ -66,14 +66,33 @@ impl From<SendStopped> for crate::error::Error {
     }
 }
 
-/// Sends everything pending, batch by batch, until done or stopped by the hour's limit or a
-/// failure. `max_calls` caps the update calls of this flush (backfill pacing); when `stop`
-/// turns true (SIGTERM), the batch in flight finishes and the rest stays pending.
+/// How far a flush may go.
+pub struct FlushControl<'a> {
+    /// At most this many update calls (backfill pacing); `None`: as many as the hour allows.
+    pub max_calls: Option<u32>,
+    /// Turns true when the run should stop (SIGTERM): the batch in flight finishes and the
+    /// rest stays pending.
+    pub stop: &'a dyn Fn() -> bool,
+    /// Advanced by the values each batch settles.
+    pub bar: indicatif::ProgressBar,
+}
+
+impl Default for FlushControl<'_> {
+    fn default() -> Self {
+        Self {
+            max_calls: None,
+            stop: &|| false,
+            bar: indicatif::ProgressBar::hidden(),
+        }
+    }
+}
+
+/// Sends everything pending, batch by batch, until done or stopped by the hour's limit, a
+/// failure, or `control`.
 pub async fn flush(
     store: &mut Store,
     client: &ExistClient,
-    max_calls: Option<u32>,
-    stop: impl Fn() -> bool,
+    control: &FlushControl<'_>,
 ) -> Result<SendReport, SendStopped> {
     let mut report = SendReport::default();
     let pending = match store.read().pending() {
@@ -86,45 +105,62 @@ pub async fn flush(
         }
     };
     let total = pending.len();
+    control.bar.set_length(total as u64);
+    let stopped = send_all(store, client, pending, control, &mut report).await;
+    control.bar.finish_and_clear();
+    report.remaining = total - report.acknowledged - report.rejected;
+    match stopped {
+        None => Ok(report),
+        Some(Stop::RateLimited) => Err(SendStopped::RateLimited {
+            remaining: report.remaining,
+            report,
+        }),
+        Some(Stop::Failed(source)) => Err(SendStopped::Failed { report, source }),
+    }
+}
+
+/// Why [`send_all`] stopped early.
+enum Stop {
+    RateLimited,
+    Failed(SyncStepError),
+}
+
+/// The batch loop of [`flush`]; `None` when it ran out of batches or was asked to stop.
+async fn send_all(
+    store: &mut Store,
+    client: &ExistClient,
+    pending: Vec<Pending>,
+    control: &FlushControl<'_>,
+    report: &mut SendReport,
+) -> Option<Stop> {
     for batch in Batch::split(pending) {
-        if stop() {
+        if (control.stop)() {
             tracing::info!("stopping: the rest stays pending for the next run");
-            report.remaining = total - report.acknowledged - report.rejected;
-            break;
+            return None;
         }
-        let budget_left = match store.read().budget(Utc::now()) {
-            Ok(b) => !b.limited && b.requests < HOURLY_LIMIT,
-            Err(e) => {
-                return Err(SendStopped::Failed {
-                    report,
-                    source: e.into(),
-                })
-            }
+        let budget = match store.read().budget(Utc::now()) {
+            Ok(b) => b,
+            Err(e) => return Some(Stop::Failed(e.into())),
         };
-        if max_calls.is_some_and(|max| report.update_calls >= max) || !budget_left {
-            report.remaining = total - report.acknowledged - report.rejected;
-            return Err(SendStopped::RateLimited {
-                remaining: report.remaining,
-                report,
-            });
+        let paced_out = control
+            .max_calls
+            .is_some_and(|max| report.update_calls >= max);
+        if paced_out || budget.limited || budget.requests >= HOURLY_LIMIT {
+            return Some(Stop::RateLimited);
         }
-        match send_batch(store, client, batch.into_items(), &mut report).await {
-            Ok(()) => {}
+        let settled = report.acknowledged + report.rejected;
+        match send_batch(store, client, batch.into_items(), report).await {
+            Ok(()) => control
+                .bar
+                .inc((report.acknowledged + report.rejected - settled) as u64),
             Err(SyncStepError::Exist(ExistError::RateLimited)) => {
                 let _ = store.transaction(|tx| tx.mark_limited(Utc::now()));
-                report.remaining = total - report.acknowledged - report.rejected;
-                return Err(SendStopped::RateLimited {
-                    remaining: report.remaining,
-                    report,
-                });
+                return Some(Stop::RateLimited);
             }
-            Err(source) => {
-                report.remaining = total - report.acknowledged - report.rejected;
-                return Err(SendStopped::Failed { report, source });
-            }
+            Err(e) => return Some(Stop::Failed(e)),
         }
     }
-    Ok(report)
+    None
 }
 
 /// Sends one batch and stores its outcome; `unauthorised` items get one re-acquire and retry.
