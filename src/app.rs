@@ -358,6 +358,9 @@ fn push(config: &Config, args: &PushArgs) -> Result<()> {
         Some(d) => d,
         None => today(config, &session)?,
     };
+    if args.increment {
+        return increment(&rt, &mut session, owned, day, value);
+    }
     session
         .store
         .transaction(|tx| tx.enqueue(&owned.name, day, &value))?;
@@ -374,6 +377,64 @@ fn push(config: &Config, args: &PushArgs) -> Result<()> {
         return Err(Error::Failed(
             "Exist refused the value; see `exist-agent status`".into(),
         ));
+    }
+    Ok(())
+}
+
+/// `push --increment`: one delta, sent at once, outside the outbox, because a retried
+/// increment could count twice. The new total Exist reports goes into the ledger.
+fn increment(
+    rt: &tokio::runtime::Runtime,
+    session: &mut Session,
+    owned: crate::store::OwnedAttribute,
+    day: Day,
+    value: Value,
+) -> Result<()> {
+    use crate::exist::client::IncrementItem;
+    if matches!(
+        owned.value_type,
+        ValueType::String
+            | ValueType::Scale
+            | ValueType::TimeOfDay
+            | ValueType::TimeOfDayFromMidday
+    ) {
+        return Err(Error::Usage(format!(
+            "{} is a {} attribute, which Exist does not increment; push the day's value instead",
+            owned.name, owned.value_type
+        )));
+    }
+    let item = IncrementItem {
+        name: owned.name.clone(),
+        date: day,
+        value,
+    };
+    let outcome = rt.block_on(session.client.increment(vec![item]))?;
+    let now = chrono::Utc::now();
+    let requests = session.client.take_request_count();
+    session
+        .store
+        .transaction(|tx| tx.count_requests(now, requests))?;
+    if let Some(failure) = outcome.failed.first() {
+        return Err(Error::Failed(format!(
+            "Exist refused the increment of {} on {day}: {}: {}",
+            owned.name, failure.code, failure.error
+        )));
+    }
+    let Some((sent, reply)) = outcome.succeeded.first() else {
+        return Ok(());
+    };
+    let current = reply
+        .as_ref()
+        .and_then(|r| r.get("current").cloned())
+        .and_then(|c| serde_json::from_value::<Value>(c).ok());
+    match current {
+        Some(total) => {
+            session
+                .store
+                .transaction(|tx| tx.acknowledge(&owned.name, day, &total))?;
+            println!("{} {day}: +{} = {total}.", owned.name, sent.value);
+        }
+        None => println!("{} {day}: incremented.", owned.name),
     }
     Ok(())
 }

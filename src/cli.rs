@@ -153,6 +153,10 @@ pub struct PushArgs {
     /// The day [default: today in your timezone]
     #[arg(long, value_name = "YYYY-MM-DD")]
     pub date: Option<Day>,
+    /// Add VALUE to the day's total instead of setting it; sent at once and never retried,
+    /// since a retry could count twice
+    #[arg(long)]
+    pub increment: bool,
 }
 
 /// Options of `service`.

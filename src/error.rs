@@ -32,9 +32,6 @@ pub enum Error {
     /// Anything else.
     #[error("{0}")]
     Failed(String),
-    /// A command whose issue is not done yet.
-    #[error("`{0}` is not implemented yet")]
-    NotImplemented(&'static str),
 }
 
 impl Error {
@@ -44,7 +41,7 @@ impl Error {
             Self::Config(_) | Self::Usage(_) => EXIT_USAGE,
             Self::AuthNeeded(_) => EXIT_AUTH,
             Self::Temporary(_) => EXIT_TEMPFAIL,
-            Self::Failed(_) | Self::NotImplemented(_) => EXIT_ERROR,
+            Self::Failed(_) => EXIT_ERROR,
         }
     }
 }

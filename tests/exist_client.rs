@@ -9,7 +9,7 @@ use std::process::Stdio;
 
 use common::{write_lines, World};
 use exist_agent::exist::tokens::TokenPair;
-use exist_agent::sandbox::SandboxOptions;
+use exist_agent::sandbox::{Fault, SandboxOptions};
 use predicates::prelude::*;
 
 /// A CSV with one row per day for `days` days ending today (UTC), `per_day` rows each.
@@ -525,4 +525,85 @@ fn a_429_stops_writing_keeps_everything_pending_and_the_next_hour_completes() {
 fn force_next_hour(world: &World) {
     let db = rusqlite::Connection::open(world.state_dir.join("state.db")).unwrap();
     db.execute("DELETE FROM rate_budget", []).unwrap();
+}
+
+#[test]
+fn increments_count_once_and_an_uncertain_one_is_never_retried() {
+    let world = World::new("");
+    let csv = coffee_csv(&world, 1, 1);
+    world.write_config(&format!("{}{}", file_source(&csv), template("coffees")));
+    world.login_with(&["food_write"]);
+    let day = "2026-11-01";
+    let push = || {
+        world
+            .cmd()
+            .args(["push", "coffees", "1", "--increment", "--date", day])
+            .assert()
+    };
+    push()
+        .success()
+        .stdout(predicate::str::contains("coffees 2026-11-01: +1 = 1."));
+    push().success().stdout(predicate::str::contains("+1 = 2."));
+    assert_eq!(world.value("coffees", day), Some(2.into()));
+
+    for fault in [
+        Fault::Drop {
+            count: 1,
+            path_prefix: Some("/api/2/attributes/increment/".into()),
+        },
+        Fault::Status {
+            status: 503,
+            count: 1,
+            path_prefix: Some("/api/2/attributes/increment/".into()),
+        },
+    ] {
+        let before = world.count("/api/2/attributes/increment/");
+        world.sandbox.inject(fault);
+        push().code(1).stderr(predicate::str::contains(
+            "may or may not have reached Exist",
+        ));
+        assert_eq!(
+            world.count("/api/2/attributes/increment/"),
+            before + 1,
+            "not repeated"
+        );
+    }
+    assert_eq!(
+        world.value("coffees", day),
+        Some(2.into()),
+        "nothing counted twice"
+    );
+}
+
+#[test]
+fn logs_are_json_lines_on_request_and_never_contain_tokens() {
+    let world = World::new("");
+    let csv = coffee_csv(&world, 3, 2);
+    world.write_config(&format!("{}{}", file_source(&csv), custom("Espressos")));
+    let pair = world.login_with(&["food_write"]);
+    expire_soon(&world);
+    let out = world
+        .cmd()
+        .args(["-vv", "--log-format", "json", "run", "--once"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(lines.len() > 5, "trace output: {stderr}");
+    for line in &lines {
+        let parsed: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(parsed.get("level").is_some());
+    }
+    let new = world.token_store().load().unwrap().unwrap();
+    for secret in [
+        pair.access_token.expose(),
+        pair.refresh_token.as_ref().unwrap().expose(),
+        new.access_token.expose(),
+        new.refresh_token.as_ref().unwrap().expose(),
+        "sandbox-secret",
+    ] {
+        assert!(!stderr.contains(secret), "a secret reached the log");
+    }
 }

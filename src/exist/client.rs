@@ -95,6 +95,26 @@ pub struct UpdateItem {
     pub value: Value,
 }
 
+/// A delta to add to a day's total.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IncrementItem {
+    /// The attribute.
+    pub name: AttributeName,
+    /// The day.
+    pub date: Day,
+    /// What to add.
+    pub value: Value,
+}
+
+impl WriteItem for IncrementItem {
+    fn key(&self) -> String {
+        format!("{}/{}", self.name, self.date)
+    }
+    fn key_of(reply: &serde_json::Value) -> Option<String> {
+        UpdateItem::key_of(reply)
+    }
+}
+
 /// An attribute to take ownership of.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
@@ -355,6 +375,16 @@ impl ExistClient {
         items: Vec<UpdateItem>,
     ) -> Result<WriteOutcome<UpdateItem>, ExistError> {
         self.write("attributes/update/", items, true).await
+    }
+
+    /// Adds deltas to day totals. Not idempotent: a call whose fate is unknown (a dropped
+    /// connection, a 5xx) is never repeated, since repeating it could count twice. The reply's
+    /// objects carry `current`, the new total.
+    pub async fn increment(
+        &self,
+        items: Vec<IncrementItem>,
+    ) -> Result<WriteOutcome<IncrementItem>, ExistError> {
+        self.write("attributes/increment/", items, false).await
     }
 
     /// Sends `items` in batches of at most 35, collecting the per-item results. Stops at the
