@@ -146,7 +146,14 @@ pub fn collect(config: &Config, store: &Store, tokens: &TokenStore) -> Result<St
             kind: source.kind.name().to_owned(),
             last_pull: cursor.last_pull_at.map(|t| t.to_rfc3339()),
             updated_since: cursor.updated_since.map(|t| t.to_rfc3339()),
-            records: read.record_count(&source.name)?,
+            records: match &source.kind {
+                // A source read whole keeps no records, only how many it had.
+                crate::config::SourceKind::File(_) | crate::config::SourceKind::Command(_) => read
+                    .meta(&crate::sync::snapshot_size_key(&source.name))?
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0),
+                crate::config::SourceKind::Http(_) => read.record_count(&source.name)?,
+            },
             last_error: cursor.last_error,
         });
     }

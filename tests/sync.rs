@@ -445,3 +445,51 @@ fn status_reports_sources_and_the_hours_requests() {
         "profile, acquire, update: {text}"
     );
 }
+
+#[test]
+fn a_file_read_whole_corrects_days_whose_rows_vanished_and_keeps_the_newest_version_by_id() {
+    let world = World::new("");
+    let csv = world.path("log.csv");
+    let write = |rows: &[&str]| {
+        common::write_lines(
+            &csv,
+            &std::iter::once("id,date,edited,cups".to_owned())
+                .chain(rows.iter().map(|r| r.to_string()))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let today = common::today_utc();
+    let d = |n: i64| (today - chrono::Duration::days(n)).to_string();
+    write(&[
+        &format!("a,{},2026-01-01T00:00:00Z,1", d(1)),
+        &format!("b,{},2026-01-01T00:00:00Z,2", d(1)),
+        &format!("c,{},2026-01-01T00:00:00Z,3", d(5)),
+        // A later edit of `a`, further down the file: it replaces the first, not adds to it.
+        &format!("a,{},2026-01-02T00:00:00Z,4", d(1)),
+    ]);
+    world.write_config(&format!(
+        "[[source]]\nname = \"log\"\nkind = \"file\"\npath = \"{}\"\nid_field = \"id\"\ndate_field = \"date\"\n\n[[attribute]]\ntemplate = \"coffees\"\nsource = \"log\"\nfield = \"cups\"\naggregate = \"sum\"\n",
+        csv.display()
+    ));
+    world.login_with(&["food_write"]);
+    world.cmd().args(["run", "--once"]).assert().success();
+    assert_eq!(
+        world.value("coffees", &d(1)),
+        Some(6.into()),
+        "a (newest: 4) + b (2)"
+    );
+    assert_eq!(world.value("coffees", &d(5)), Some(3.into()));
+
+    // Rows vanish: day 1 loses b, day 5 loses everything.
+    write(&[&format!("a,{},2026-01-02T00:00:00Z,4", d(1))]);
+    world.cmd().args(["run", "--once"]).assert().success();
+    assert_eq!(world.value("coffees", &d(1)), Some(4.into()));
+    assert_eq!(
+        world.value("coffees", &d(5)),
+        Some(0.into()),
+        "a day whose rows all vanished falls to zero"
+    );
+    let status = world.cmd().arg("status").output().unwrap();
+    assert!(String::from_utf8_lossy(&status.stdout).contains("log (file): last pull"));
+    assert!(String::from_utf8_lossy(&status.stdout).contains("1 record(s)"));
+}

@@ -27,17 +27,18 @@ pub(super) const MIGRATIONS: &[&str] = &[
         last_pull_at  TEXT,
         last_error    TEXT
     );
-    -- Records by (source, id); `day` is the user's day under the current day basis (see meta).
+    -- Records of incremental sources, unique by (source, id); `day` is the user's day under the
+    -- current day basis (see meta). Clustered by day: a day's records are one range scan.
     CREATE TABLE records (
         source     TEXT NOT NULL,
-        id         TEXT NOT NULL,
         day        TEXT NOT NULL,
+        id         TEXT NOT NULL,
         time       TEXT NOT NULL,
         updated_at TEXT,
         data       TEXT NOT NULL,
-        PRIMARY KEY (source, id)
+        PRIMARY KEY (source, day, id)
     ) WITHOUT ROWID;
-    CREATE INDEX records_by_day ON records (source, day);
+    CREATE UNIQUE INDEX records_by_id ON records (source, id);
     -- The last value Exist acknowledged for each (attribute, day).
     CREATE TABLE ledger (
         attribute TEXT NOT NULL,

@@ -149,6 +149,10 @@ impl Store {
         self.conn
             .pragma_update(None, "synchronous", "NORMAL")
             .map_err(|e| self.err(e))?;
+        // 16 MiB of page cache (the default is 2 MiB): a backfill touches many pages at once.
+        self.conn
+            .pragma_update(None, "cache_size", -16384)
+            .map_err(|e| self.err(e))?;
         self.conn
             .pragma_update(None, "foreign_keys", "ON")
             .map_err(|e| self.err(e))

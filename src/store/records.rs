@@ -50,16 +50,6 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Replaces all records of `source` (sources without ids are read whole each run).
-    pub fn replace_records(
-        &self,
-        source: &str,
-        records: &[StoredRecord],
-    ) -> Result<(), StoreError> {
-        self.exec("DELETE FROM records WHERE source = ?1", [source])?;
-        self.upsert_records(source, records)
-    }
-
     /// The times and fields of `source`'s records on `day`.
     pub fn records_on(&self, source: &str, day: Day) -> Result<Vec<(String, String)>, StoreError> {
         self.all(

@@ -252,37 +252,6 @@ fn newest_record_version_wins_and_days_are_marked() {
 }
 
 #[test]
-fn replacing_a_sources_records_marks_vanished_days() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(dir.path()).unwrap();
-    store
-        .transaction(|tx| {
-            tx.replace_records(
-                "coffee",
-                &[
-                    record("1", "2026-11-20", "x", "{}"),
-                    record("2", "2026-11-21", "x", "{}"),
-                ],
-            )
-        })
-        .unwrap();
-    store
-        .transaction(|tx| tx.clear_dirty_days("coffee"))
-        .unwrap();
-    store
-        .transaction(|tx| tx.replace_records("coffee", &[record("1", "2026-11-21", "x", "{}")]))
-        .unwrap();
-    assert_eq!(
-        store.read().dirty_days("coffee").unwrap(),
-        [day("2026-11-20"), day("2026-11-21")]
-    );
-    assert_eq!(
-        store.read().record_days("coffee").unwrap(),
-        [day("2026-11-21")]
-    );
-}
-
-#[test]
 fn outbox_ledger_and_rejections() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(dir.path()).unwrap();

@@ -12,24 +12,26 @@
 //! next run picks up where this one stopped.
 
 pub mod attributes;
+mod compute;
 pub mod outbox;
+mod pull;
 pub mod values;
 
-use std::collections::{BTreeSet, HashSet};
+pub(crate) use pull::snapshot_size_key;
 
-use chrono::{DateTime, Datelike, NaiveTime, Utc};
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
 
-use crate::config::{AttributeConfig, Config, SourceConfig, SourceKind};
+use crate::config::{AttributeConfig, Config};
 use crate::exist::client::ExistClient;
 use crate::exist::types::{Day, Value};
-use crate::sources::{
-    self, Malformed, PullEvent, PullPlan, PullSummary, Record, RecordTime, SinkError, Source,
-};
-use crate::store::{Cursor, Store, StoreError, StoredRecord, Tx};
+use crate::sources::{Malformed, PullSummary, RecordTime};
+use crate::store::{Store, StoreError};
 use attributes::{ensure_owned, Ownership};
 use outbox::SendReport;
-use values::{aggregate, decode_time, empty_day_value, encode_time, DayRecord};
+use values::decode_time;
 
 /// How records fall on the user's days: their timezone and the local time a day starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,36 +223,40 @@ pub async fn sync(
             .collect(),
         ..SyncReport::default()
     };
+    let selected = select_attributes(config, &ownership, &options.attributes)?;
     let mut failure = None;
+    let mut snapshots = HashMap::new();
     for source in &config.sources {
-        if options
+        let wanted = options
             .only_sources
             .as_ref()
-            .is_some_and(|only| !only.contains(&source.name))
-        {
+            .is_none_or(|only| only.contains(&source.name));
+        if !wanted || options.stopping() {
             continue;
         }
-        if options.stopping() {
-            break;
-        }
         let forced = options.forced_sources.contains(&source.name);
-        let (source_report, error) = pull_source(source, store, basis, options, forced).await;
-        if failure.is_none() {
-            failure = error;
+        let attributes: Vec<&AttributeConfig> = selected
+            .iter()
+            .copied()
+            .filter(|a| a.source == source.name)
+            .collect();
+        let pulled = pull::pull_source(source, &attributes, store, basis, options, forced).await;
+        failure = failure.or(pulled.failure);
+        if let Some(snapshot) = pulled.snapshot {
+            snapshots.insert(source.name.clone(), snapshot);
         }
-        report.sources.push(source_report);
+        report.sources.push(pulled.report);
     }
-    let selected = select_attributes(config, &ownership, &options.attributes)?;
-    let today = basis.today();
-    let (changes, rejected) = compute(
+    let computed = compute::compute(
         config,
         store,
         &ownership,
         &selected,
-        tz,
-        today,
+        &snapshots,
+        basis,
         options.mode,
     )?;
+    let (changes, rejected) = (computed.changes, computed.rejected);
     report.changes = changes;
     report.rejected_locally = rejected;
     for change in &report.changes {
@@ -343,283 +349,6 @@ fn rebase_days(config: &Config, store: &mut Store, basis: DayBasis) -> Result<()
     })
 }
 
-/// Pulls one source if it is due (or `forced`), storing records and cursor as the source hands
-/// them over. Returns the report and, on failure, the error for the exit code.
-async fn pull_source(
-    source: &SourceConfig,
-    store: &mut Store,
-    basis: DayBasis,
-    options: &SyncOptions,
-    forced: bool,
-) -> (SourceReport, Option<crate::error::Error>) {
-    let mut report = SourceReport {
-        name: source.name.clone(),
-        ..SourceReport::default()
-    };
-    let now = Utc::now();
-    let pull = match Pull::plan(source, store, basis, options, now) {
-        Ok(pull) => pull,
-        Err(e) => return (report, Some(e.into())),
-    };
-    if options.mode == Mode::Incremental
-        && !forced
-        && !crate::schedule::source_due(source.every, pull.before.last_pull_at, now)
-    {
-        tracing::debug!(source = %source.name, "not due yet (every {:?})", source.every);
-        return (report, None);
-    }
-    report.pulled = true;
-    let before = pull.before.clone();
-    let result = pull.run(store, &mut report.malformed).await;
-    let mut cursor = store.read().cursor(&source.name).unwrap_or(before);
-    cursor.last_pull_at = Some(now);
-    let error = match result {
-        Ok(summary) => {
-            report.summary = summary;
-            cursor.last_error = None;
-            None
-        }
-        Err(e) => {
-            let text = e.to_string();
-            tracing::warn!("{text}");
-            cursor.last_error = Some(text.clone());
-            report.error = Some(text.clone());
-            // Network trouble, 5xx, 429 and timeouts pass; the rest needs the user.
-            Some(if e.is_temporary() {
-                crate::error::Error::Temporary(text)
-            } else {
-                crate::error::Error::Failed(text)
-            })
-        }
-    };
-    if let Err(e) = store.transaction(|tx| tx.set_cursor(&source.name, &cursor)) {
-        return (report, Some(e.into()));
-    }
-    for m in &report.malformed {
-        tracing::warn!("{m}");
-    }
-    (report, error)
-}
-
-/// One pull of one source: what to ask for and how to store what comes back.
-struct Pull<'a> {
-    source: &'a SourceConfig,
-    basis: DayBasis,
-    plan: PullPlan,
-    /// The source's cursor before the pull.
-    before: Cursor,
-    /// A full pull reconciles: records it does not see again are gone.
-    full: bool,
-    /// Where a backfill notes the windows done, so that a second try skips them.
-    resume_key: Option<String>,
-    bar: indicatif::ProgressBar,
-}
-
-impl<'a> Pull<'a> {
-    fn plan(
-        source: &'a SourceConfig,
-        store: &Store,
-        basis: DayBasis,
-        options: &SyncOptions,
-        now: DateTime<Utc>,
-    ) -> Result<Self, StoreError> {
-        let before = store.read().cursor(&source.name)?;
-        let window = match &source.kind {
-            SourceKind::Http(h) => chrono::Duration::days(i64::from(h.window_days)),
-            _ => chrono::Duration::days(31),
-        };
-        let mut resume_key = None;
-        let plan = match options.mode {
-            Mode::Incremental => PullPlan::Incremental {
-                since: before.updated_since,
-            },
-            Mode::Full => PullPlan::Windows {
-                from: before.history_start.unwrap_or(now - window),
-                to: next_second(now),
-            },
-            Mode::Backfill { from, .. } => {
-                let key = format!("backfill:{}:{from}", source.name);
-                let done = store
-                    .read()
-                    .meta(&key)?
-                    .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-                    .map(|t| t.to_utc());
-                resume_key = Some(key);
-                PullPlan::Windows {
-                    from: done.unwrap_or_else(|| start_of(from, basis.tz)),
-                    to: next_second(now),
-                }
-            }
-        };
-        let windows = match plan {
-            PullPlan::Windows { from, to } => {
-                ((to - from).num_seconds().max(1) as u64).div_ceil(window.num_seconds() as u64)
-            }
-            PullPlan::Incremental { .. } => 1,
-        };
-        Ok(Self {
-            source,
-            basis,
-            plan,
-            before,
-            full: options.mode == Mode::Full,
-            resume_key,
-            bar: options.bar(windows, &source.name),
-        })
-    }
-
-    /// Runs the pull, storing as it goes: HTTP pages are upserted at once (by id, newest wins);
-    /// a file or command is read whole and replaces the source's records when it is complete.
-    async fn run(
-        self,
-        store: &mut Store,
-        malformed: &mut Vec<Malformed>,
-    ) -> Result<PullSummary, sources::SourceError> {
-        let puller = sources::from_config(self.source)?;
-        let whole = !matches!(self.source.kind, SourceKind::Http(_));
-        // A full pull of an HTTP source sees every record that still exists: the others vanished.
-        let reconcile = !whole && self.full;
-        let mut seen: HashSet<String> = HashSet::new();
-        let pull_started = Utc::now();
-        let name = self.source.name.clone();
-        let mut buffered: Vec<StoredRecord> = Vec::new();
-        let mut cursor = self.before.clone();
-        let plan_start = match self.plan {
-            PullPlan::Incremental { since } => since,
-            PullPlan::Windows { from, .. } => Some(from),
-        };
-        let mut sink = |event: PullEvent| -> Result<(), SinkError> {
-            match event {
-                PullEvent::Records(records) => {
-                    let stored =
-                        to_stored(&name, records, self.basis, buffered.len(), whole, malformed);
-                    if reconcile {
-                        seen.extend(stored.iter().map(|r| r.id.clone()));
-                    }
-                    if whole {
-                        buffered.extend(stored);
-                        return Ok(());
-                    }
-                    store
-                        .transaction(|tx| tx.upsert_records(&name, &stored))
-                        .map_err(SinkError::new)
-                }
-                PullEvent::Malformed(m) => {
-                    malformed.push(m);
-                    Ok(())
-                }
-                PullEvent::Total(_) => Ok(()),
-                PullEvent::WindowDone { cursor: done } => {
-                    // A window reaching the present keeps the same overlap as an incremental
-                    // pull: what changes while it runs is read again next time (ids make it
-                    // harmless).
-                    let resume = match self.plan {
-                        PullPlan::Windows { .. } => done.min(pull_started) - sources::OVERLAP,
-                        PullPlan::Incremental { .. } => done,
-                    };
-                    cursor.updated_since = cursor.updated_since.max(Some(resume));
-                    cursor.history_start = match (cursor.history_start, plan_start) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b).or(Some(done - chrono::Duration::days(31))),
-                    };
-                    let records = std::mem::take(&mut buffered);
-                    self.bar.inc(1);
-                    store
-                        .transaction(|tx| {
-                            if whole {
-                                tx.replace_records(&name, &records)?;
-                            }
-                            if let Some(key) = &self.resume_key {
-                                tx.set_meta(key, &done.to_rfc3339())?;
-                            }
-                            tx.set_cursor(&name, &cursor)
-                        })
-                        .map_err(SinkError::new)
-                }
-            }
-        };
-        let summary = puller.pull(&self.plan, &mut sink).await?;
-        self.bar.finish_and_clear();
-        if reconcile {
-            let gone = store
-                .transaction(|tx| tx.delete_records_except(&name, &seen))
-                .map_err(|e| sources::SourceError::Sink {
-                    source_name: name.clone(),
-                    source: SinkError::new(e),
-                })?;
-            if gone > 0 {
-                tracing::info!(source = %name, gone, "records no longer at the source were removed; their days are recomputed");
-            }
-        }
-        Ok(summary)
-    }
-}
-
-/// The next whole second: query times are written to the second, so a window ending at `now`
-/// truncated would miss what changed earlier in the same second.
-fn next_second(t: DateTime<Utc>) -> DateTime<Utc> {
-    use chrono::{DurationRound, TimeDelta};
-    t.duration_trunc(TimeDelta::seconds(1)).unwrap_or(t) + TimeDelta::seconds(1)
-}
-
-/// The instant a day begins in `tz` (the earliest, around daylight-saving changes).
-fn start_of(day: Day, tz: Tz) -> DateTime<Utc> {
-    use chrono::TimeZone;
-    tz.from_local_datetime(&day.date().and_time(NaiveTime::MIN))
-        .earliest()
-        .map(|t| t.to_utc())
-        .unwrap_or_else(|| day.date().and_time(NaiveTime::MIN).and_utc())
-}
-
-/// Records as stored. Records without an id get one from their position (files and commands
-/// are read whole, so positions are stable within a run); an HTTP record without one is malformed.
-fn to_stored(
-    source: &str,
-    records: Vec<Record>,
-    basis: DayBasis,
-    offset: usize,
-    whole: bool,
-    malformed: &mut Vec<Malformed>,
-) -> Vec<StoredRecord> {
-    let mut out = Vec::with_capacity(records.len());
-    for (i, r) in records.into_iter().enumerate() {
-        let id = match (r.id, whole) {
-            (Some(id), _) => id,
-            (None, true) => format!("#{}", offset + i + 1),
-            (None, false) => {
-                malformed.push(Malformed {
-                    source: source.to_owned(),
-                    location: format!("record {}", offset + i + 1),
-                    reason: "it has no id, so a later change could not replace it".into(),
-                });
-                continue;
-            }
-        };
-        let day = basis.day_of(&r.time);
-        if !(1..=9999).contains(&day.date().year()) {
-            malformed.push(Malformed {
-                source: source.to_owned(),
-                location: format!("id {id}"),
-                reason: format!(
-                    "its date falls in the year {}, which no Exist day has",
-                    day.date().year()
-                ),
-            });
-            continue;
-        }
-        out.push(StoredRecord {
-            id,
-            day,
-            time: encode_time(&r.time),
-            updated_at: r
-                .updated_at
-                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
-            data: serde_json::Value::Object(r.fields).to_string(),
-        });
-    }
-    out
-}
-
 /// The configured attributes this run computes: owned ones, narrowed by `--attribute`.
 fn select_attributes<'c>(
     config: &'c Config,
@@ -653,162 +382,4 @@ fn select_attributes<'c>(
                 })
         })
         .collect())
-}
-
-/// Recomputes the days that need it and queues the values that changed. Returns the changes and
-/// how many values failed local checks.
-fn compute(
-    config: &Config,
-    store: &mut Store,
-    ownership: &Ownership,
-    selected: &[&AttributeConfig],
-    tz: Tz,
-    today: Day,
-    mode: Mode,
-) -> Result<(Vec<Change>, usize), crate::error::Error> {
-    let resync: Vec<Day> = (1..config.agent.resync_days).fold(vec![today], |mut days, _| {
-        days.push(days.last().expect("not empty").pred());
-        days
-    });
-    let mut changes = Vec::new();
-    let mut rejected = 0;
-    let sources: BTreeSet<&str> = selected.iter().map(|a| a.source.as_str()).collect();
-    for source in sources {
-        let attributes: Vec<&AttributeConfig> = selected
-            .iter()
-            .copied()
-            .filter(|a| a.source == source)
-            .collect();
-        // Changed days are forgotten only when every attribute of the source took them in.
-        let all_of_source = config
-            .attributes
-            .iter()
-            .filter(|a| a.source == source)
-            .all(|a| attributes.iter().any(|s| s.key() == a.key()));
-        store.transaction(|tx| {
-            let dirty = tx.dirty_days(source)?;
-            for attribute in &attributes {
-                let owned = ownership
-                    .get(attribute)
-                    .expect("selected attributes are owned");
-                let mut days: BTreeSet<Day> = dirty.iter().chain(&resync).copied().collect();
-                let computed_key = format!("computed:{}", attribute.key());
-                let first_time = tx.meta(&computed_key)?.is_none();
-                match mode {
-                    Mode::Full => {
-                        days.extend(tx.record_days(source)?);
-                        days.extend(tx.ledger(&owned.name)?.into_iter().map(|(d, _)| d));
-                    }
-                    Mode::Backfill { from, to } => {
-                        let to = to.unwrap_or(today);
-                        days.extend(
-                            tx.record_days(source)?
-                                .into_iter()
-                                .filter(|d| (from..=to).contains(d)),
-                        );
-                    }
-                    Mode::Incremental if first_time => days.extend(tx.record_days(source)?),
-                    Mode::Incremental => {}
-                }
-                for day in days {
-                    match day_value(tx, attribute, owned, source, day, tz)? {
-                        DayOutcome::Unchanged => {}
-                        DayOutcome::Changed(change) => changes.push(change),
-                        DayOutcome::Rejected => rejected += 1,
-                    }
-                }
-                tx.set_meta(&computed_key, &crate::store::now_text())?;
-            }
-            if all_of_source {
-                tx.clear_dirty_days(source)?;
-            }
-            Ok(())
-        })?;
-    }
-    Ok((changes, rejected))
-}
-
-enum DayOutcome {
-    Unchanged,
-    Changed(Change),
-    Rejected,
-}
-
-/// Computes one (attribute, day) and brings the outbox in line with it.
-fn day_value(
-    tx: &Tx<'_>,
-    attribute: &AttributeConfig,
-    owned: &crate::store::OwnedAttribute,
-    source: &str,
-    day: Day,
-    tz: Tz,
-) -> Result<DayOutcome, StoreError> {
-    let records: Vec<DayRecord> = tx
-        .records_on(source, day)?
-        .into_iter()
-        .filter_map(|(time, data)| {
-            Some(DayRecord {
-                time: decode_time(&time)?,
-                fields: serde_json::from_str(&data).ok()?,
-            })
-        })
-        .collect();
-    let old = tx.ledger_value(&owned.name, day)?;
-    let new = match aggregate(
-        &records,
-        attribute.aggregate,
-        attribute.field.as_deref(),
-        owned.value_type,
-        tz,
-    ) {
-        Ok(Some(v)) => v,
-        Ok(None) if records.is_empty() && old.is_some() => {
-            match empty_day_value(attribute.aggregate) {
-                Some(v) => v,
-                None => return Ok(DayOutcome::Unchanged),
-            }
-        }
-        Ok(None) => return Ok(DayOutcome::Unchanged),
-        Err(problem) => {
-            tracing::warn!(attribute = %owned.name, %day, "cannot compute the value: {problem}");
-            tx.reject(
-                owned.name.as_str(),
-                &day.to_string(),
-                &Value::Text(String::new()),
-                "local",
-                &problem.to_string(),
-            )?;
-            return Ok(DayOutcome::Rejected);
-        }
-    };
-    if let Err(problem) = owned.value_type.check(&new) {
-        if tx.rejected_value(owned.name.as_str(), day)?.as_ref() != Some(&new) {
-            tracing::warn!(attribute = %owned.name, %day, value = %new, "not sent: {problem}");
-            tx.reject(
-                owned.name.as_str(),
-                &day.to_string(),
-                &new,
-                "local",
-                &format!("{problem}; not sent"),
-            )?;
-        }
-        return Ok(DayOutcome::Rejected);
-    }
-    if old.as_ref() == Some(&new) {
-        tx.unqueue(&owned.name, day)?;
-        return Ok(DayOutcome::Unchanged);
-    }
-    // A value Exist refused stays aside until it changes: no retrying forever.
-    if tx.rejected_value(owned.name.as_str(), day)?.as_ref() == Some(&new) {
-        return Ok(DayOutcome::Unchanged);
-    }
-    if tx.pending_value(&owned.name, day)?.as_ref() != Some(&new) {
-        tx.enqueue(&owned.name, day, &new)?;
-    }
-    Ok(DayOutcome::Changed(Change {
-        attribute: owned.name.to_string(),
-        day,
-        old,
-        new,
-    }))
 }

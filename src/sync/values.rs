@@ -31,9 +31,104 @@ pub enum ValueProblem {
     },
 }
 
-/// The day's value of an attribute from its records, or `None` when there are none, or none
-/// carries the field (an absent measure is not a zero). `count` counts records; the others read
-/// `field`. A day that had a value and lost its records gets [`empty_day_value`] instead.
+/// How an attribute turns a day's records into its value.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// The aggregate.
+    pub aggregate: Aggregate,
+    /// The field it reads (none for `count`).
+    pub field: Option<String>,
+    /// The attribute's value type.
+    pub value_type: ValueType,
+    /// The user's timezone, to order records by their local time.
+    pub tz: Tz,
+}
+
+/// What a [`Rule`] needs to know about one day's records, built one record at a time, so that a
+/// source read whole never has to be held in memory.
+#[derive(Debug, Clone, Default)]
+pub struct DayAccumulator {
+    records: u64,
+    measured: u64,
+    /// The sum in millionths: integer addition is exact, so the total (and its rounding to a
+    /// whole number) does not depend on the order records arrive in.
+    micros: i128,
+    min: Option<f64>,
+    max: Option<f64>,
+    /// The latest measure, ties on time broken by the larger one, again for order independence.
+    last: Option<(NaiveDateTime, Latest)>,
+    problem: Option<ValueProblem>,
+}
+
+#[derive(Debug, Clone, PartialEq, PartialOrd)]
+enum Latest {
+    Number(f64),
+    Text(String),
+}
+
+impl Rule {
+    /// Takes one record into the day's accumulator.
+    pub fn add(&self, acc: &mut DayAccumulator, time: &RecordTime, fields: &Map<String, Json>) {
+        acc.records += 1;
+        let Some(field) = &self.field else { return };
+        let Some(raw) = fields.get(field).filter(|v| !v.is_null()) else {
+            return;
+        };
+        acc.measured += 1;
+        let at = sort_key(time, self.tz);
+        let latest = if self.value_type == ValueType::String {
+            Latest::Text(text_of(raw))
+        } else {
+            let Some(x) = number_of(raw) else {
+                acc.problem.get_or_insert(ValueProblem::NotANumber {
+                    field: field.clone(),
+                    found: raw.to_string(),
+                });
+                return;
+            };
+            acc.micros += (x * 1e6).round() as i128;
+            acc.min = Some(acc.min.map_or(x, |m| m.min(x)));
+            acc.max = Some(acc.max.map_or(x, |m| m.max(x)));
+            Latest::Number(x)
+        };
+        let newer = acc.last.as_ref().is_none_or(|(t, v)| {
+            (at, &latest).partial_cmp(&(*t, v)) == Some(std::cmp::Ordering::Greater)
+        });
+        if newer {
+            acc.last = Some((at, latest));
+        }
+    }
+
+    /// The day's value, or `None` when there were no records, or none carried the field (an
+    /// absent measure is not a zero). A day that had a value and lost its records gets
+    /// [`empty_day_value`] instead.
+    pub fn value(&self, acc: &DayAccumulator) -> Result<Option<Value>, ValueProblem> {
+        if let Some(problem) = &acc.problem {
+            return Err(problem.clone());
+        }
+        if acc.records == 0 {
+            return Ok(None);
+        }
+        if self.aggregate == Aggregate::Count {
+            return Ok(Some(Value::Int(acc.records as i64)));
+        }
+        if acc.measured == 0 {
+            return Ok(None);
+        }
+        let x = match (self.aggregate, &acc.last) {
+            (_, Some((_, Latest::Text(text)))) => return Ok(Some(Value::Text(text.clone()))),
+            (Aggregate::Last, Some((_, Latest::Number(x)))) => *x,
+            (Aggregate::Sum, _) => acc.micros as f64 / 1e6,
+            (Aggregate::Mean, _) => acc.micros as f64 / 1e6 / acc.measured as f64,
+            (Aggregate::Max, _) => acc.max.unwrap_or_default(),
+            (Aggregate::Min, _) => acc.min.unwrap_or_default(),
+            (Aggregate::Last | Aggregate::Count, _) => unreachable!("handled above"),
+        };
+        Ok(Some(typed(x, self.value_type)))
+    }
+}
+
+/// The day's value of an attribute from its records (see [`Rule::value`]).
 pub fn aggregate(
     records: &[DayRecord],
     aggregate: Aggregate,
@@ -41,57 +136,17 @@ pub fn aggregate(
     value_type: ValueType,
     tz: Tz,
 ) -> Result<Option<Value>, ValueProblem> {
-    if records.is_empty() {
-        return Ok(None);
-    }
-    if aggregate == Aggregate::Count {
-        return Ok(Some(Value::Int(records.len() as i64)));
-    }
-    let field = field.expect("the config requires a field for every aggregate but count");
-    if value_type == ValueType::String {
-        return Ok(latest(records, tz, field).map(|v| Value::Text(text_of(v))));
-    }
-    let numbers: Vec<(NaiveDateTime, f64)> = records
-        .iter()
-        .filter_map(|r| {
-            r.fields
-                .get(field)
-                .filter(|v| !v.is_null())
-                .map(|v| (sort_key(&r.time, tz), v))
-        })
-        .map(|(t, v)| {
-            number_of(v)
-                .map(|n| (t, n))
-                .ok_or_else(|| ValueProblem::NotANumber {
-                    field: field.to_owned(),
-                    found: v.to_string(),
-                })
-        })
-        .collect::<Result<_, _>>()?;
-    if numbers.is_empty() {
-        return Ok(None);
-    }
-    // Floating-point addition depends on order; summing in value order makes the day's total
-    // (and its rounding to a whole number) independent of the order records arrived in.
-    let mut sorted: Vec<f64> = numbers.iter().map(|(_, n)| *n).collect();
-    sorted.sort_by(f64::total_cmp);
-    let values = sorted.into_iter();
-    let x = match aggregate {
-        Aggregate::Sum => values.sum(),
-        Aggregate::Max => values.fold(f64::NEG_INFINITY, f64::max),
-        Aggregate::Min => values.fold(f64::INFINITY, f64::min),
-        Aggregate::Mean => values.sum::<f64>() / numbers.len() as f64,
-        Aggregate::Last => {
-            // Ties on time are broken by the larger value, so the result never depends on order.
-            numbers
-                .iter()
-                .max_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)))
-                .expect("not empty")
-                .1
-        }
-        Aggregate::Count => unreachable!("handled above"),
+    let rule = Rule {
+        aggregate,
+        field: field.map(str::to_owned),
+        value_type,
+        tz,
     };
-    Ok(Some(typed(x, value_type)))
+    let mut acc = DayAccumulator::default();
+    for r in records {
+        rule.add(&mut acc, &r.time, &r.fields);
+    }
+    rule.value(&acc)
 }
 
 /// The value a day with no records gets, when Exist already holds one for it: sums and counts
@@ -125,19 +180,6 @@ fn text_of(v: &Json) -> String {
         Json::String(s) => s.clone(),
         other => other.to_string(),
     }
-}
-
-fn latest<'a>(records: &'a [DayRecord], tz: Tz, field: &str) -> Option<&'a Json> {
-    records
-        .iter()
-        .filter_map(|r| {
-            r.fields
-                .get(field)
-                .filter(|v| !v.is_null())
-                .map(|v| (sort_key(&r.time, tz), v))
-        })
-        .max_by(|a, b| a.0.cmp(&b.0).then_with(|| text_of(a.1).cmp(&text_of(b.1))))
-        .map(|(_, v)| v)
 }
 
 /// A record's time as the user's wall-clock time, to order records of one day.

@@ -1,0 +1,428 @@
+//! Pulling one source and keeping what it gives.
+//!
+//! An HTTP source is pulled incrementally: its records go to the store page by page (by id, the
+//! newest version wins) and its cursor advances only after them. A file or a command is read
+//! whole every time, so its records are not stored at all: they stream into per-day
+//! accumulators (a [`Snapshot`]), and the snapshot is the source's truth for this run.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Datelike, NaiveTime, Utc};
+use chrono_tz::Tz;
+
+use super::values::{encode_time, DayAccumulator, Rule};
+use super::{DayBasis, Mode, SourceReport, SyncOptions};
+use crate::config::{AttributeConfig, SourceConfig, SourceKind};
+use crate::exist::types::Day;
+use crate::sources::{
+    self, Malformed, PullEvent, PullPlan, PullSummary, Record, SinkError, Source,
+};
+use crate::store::{Cursor, Store, StoreError, StoredRecord};
+
+/// A source read whole in this run: each of its attributes' day accumulators.
+#[derive(Debug)]
+pub(super) struct Snapshot {
+    /// The attributes, by configuration key, with their rules.
+    rules: Vec<(String, Rule)>,
+    /// Accumulators by (index into `rules`, day).
+    days: HashMap<(usize, Day), DayAccumulator>,
+    /// When the source names an id field: the newest version of each record, aggregated at the
+    /// end (an accumulator cannot take back a version that a newer one replaces).
+    by_id: Option<HashMap<String, (Record, Day)>>,
+    /// Records taken in.
+    pub records: u64,
+}
+
+impl Snapshot {
+    fn new(source: &SourceConfig, attributes: &[&AttributeConfig], tz: Tz) -> Self {
+        let has_ids = match &source.kind {
+            SourceKind::File(f) => f.id_field.is_some(),
+            SourceKind::Command(c) => c.id_field.is_some(),
+            SourceKind::Http(_) => false,
+        };
+        let rules = attributes
+            .iter()
+            .map(|a| {
+                let rule = Rule {
+                    aggregate: a.aggregate,
+                    field: a.field.clone(),
+                    value_type: a.value_type(),
+                    tz,
+                };
+                (a.key(), rule)
+            })
+            .collect();
+        Self {
+            rules,
+            days: HashMap::new(),
+            by_id: has_ids.then(HashMap::new),
+            records: 0,
+        }
+    }
+
+    fn add(&mut self, record: Record, day: Day) {
+        self.records += 1;
+        match (&mut self.by_id, &record.id) {
+            (Some(by_id), Some(id)) => {
+                let newer = by_id
+                    .get(id)
+                    .is_none_or(|(old, _)| record.updated_at >= old.updated_at);
+                if newer {
+                    by_id.insert(id.clone(), (record, day));
+                }
+            }
+            _ => self.aggregate(&record, day),
+        }
+    }
+
+    fn aggregate(&mut self, record: &Record, day: Day) {
+        for (i, (_, rule)) in self.rules.iter().enumerate() {
+            let acc = self.days.entry((i, day)).or_default();
+            rule.add(acc, &record.time, &record.fields);
+        }
+    }
+
+    /// Aggregates the newest version of each record, when they were kept by id.
+    fn finish(&mut self) {
+        if let Some(by_id) = self.by_id.take() {
+            for (record, day) in by_id.into_values() {
+                self.aggregate(&record, day);
+            }
+        }
+    }
+
+    /// The rule and the days, with their accumulators, of the attribute with `key`.
+    pub fn attribute(&self, key: &str) -> Option<(&Rule, Vec<(Day, &DayAccumulator)>)> {
+        let index = self.rules.iter().position(|(k, _)| k == key)?;
+        let days = self
+            .days
+            .iter()
+            .filter(|((i, _), _)| *i == index)
+            .map(|((_, day), acc)| (*day, acc))
+            .collect();
+        Some((&self.rules[index].1, days))
+    }
+}
+
+/// What pulling one source gave.
+pub(super) struct Pulled {
+    /// For the run's report.
+    pub report: SourceReport,
+    /// The failure for the exit code, if any.
+    pub failure: Option<crate::error::Error>,
+    /// A source read whole: what it holds now (none when it failed or was not due).
+    pub snapshot: Option<Snapshot>,
+}
+
+/// Pulls one source if it is due (or `forced`), keeping what it hands over as it goes.
+pub(super) async fn pull_source(
+    source: &SourceConfig,
+    attributes: &[&AttributeConfig],
+    store: &mut Store,
+    basis: DayBasis,
+    options: &SyncOptions,
+    forced: bool,
+) -> Pulled {
+    let mut pulled = Pulled {
+        report: SourceReport {
+            name: source.name.clone(),
+            ..SourceReport::default()
+        },
+        failure: None,
+        snapshot: None,
+    };
+    let now = Utc::now();
+    let pull = match Pull::plan(source, store, basis, options, now) {
+        Ok(pull) => pull,
+        Err(e) => {
+            pulled.failure = Some(e.into());
+            return pulled;
+        }
+    };
+    if options.mode == Mode::Incremental
+        && !forced
+        && !crate::schedule::source_due(source.every, pull.before.last_pull_at, now)
+    {
+        tracing::debug!(source = %source.name, "not due yet (every {:?})", source.every);
+        return pulled;
+    }
+    pulled.report.pulled = true;
+    let before = pull.before.clone();
+    let mut snapshot = is_whole(source).then(|| Snapshot::new(source, attributes, basis.tz));
+    let result = pull
+        .run(store, &mut pulled.report.malformed, snapshot.as_mut())
+        .await;
+    let mut cursor = store.read().cursor(&source.name).unwrap_or(before);
+    cursor.last_pull_at = Some(now);
+    match result {
+        Ok(summary) => {
+            pulled.report.summary = summary;
+            pulled.snapshot = snapshot.map(|mut s| {
+                s.finish();
+                s
+            });
+            cursor.last_error = None;
+        }
+        Err(e) => {
+            let text = e.to_string();
+            tracing::warn!("{text}");
+            cursor.last_error = Some(text.clone());
+            pulled.report.error = Some(text.clone());
+            // Network trouble, 5xx, 429 and timeouts pass; the rest needs the user.
+            pulled.failure = Some(if e.is_temporary() {
+                crate::error::Error::Temporary(text)
+            } else {
+                crate::error::Error::Failed(text)
+            });
+        }
+    }
+    if let Err(e) = store.transaction(|tx| tx.set_cursor(&source.name, &cursor)) {
+        pulled.failure.get_or_insert(e.into());
+    }
+    for m in &pulled.report.malformed {
+        tracing::warn!("{m}");
+    }
+    pulled
+}
+
+/// Whether the source is read whole each run (a file or a command).
+pub(super) fn is_whole(source: &SourceConfig) -> bool {
+    !matches!(source.kind, SourceKind::Http(_))
+}
+
+/// The meta key holding how many records a source read whole had at its last pull.
+pub(crate) fn snapshot_size_key(source: &str) -> String {
+    format!("records:{source}")
+}
+
+/// One pull of one source: what to ask for and how to keep what comes back.
+struct Pull<'a> {
+    source: &'a SourceConfig,
+    basis: DayBasis,
+    plan: PullPlan,
+    /// The source's cursor before the pull.
+    before: Cursor,
+    /// A full pull reconciles: stored records it does not see again are gone.
+    full: bool,
+    /// Where a backfill notes the windows done, so that a second try skips them.
+    resume_key: Option<String>,
+    bar: indicatif::ProgressBar,
+}
+
+impl<'a> Pull<'a> {
+    fn plan(
+        source: &'a SourceConfig,
+        store: &Store,
+        basis: DayBasis,
+        options: &SyncOptions,
+        now: DateTime<Utc>,
+    ) -> Result<Self, StoreError> {
+        let before = store.read().cursor(&source.name)?;
+        let window = match &source.kind {
+            SourceKind::Http(h) => chrono::Duration::days(i64::from(h.window_days)),
+            _ => chrono::Duration::days(31),
+        };
+        let mut resume_key = None;
+        let plan = match options.mode {
+            Mode::Incremental => PullPlan::Incremental {
+                since: before.updated_since,
+            },
+            Mode::Full => PullPlan::Windows {
+                from: before.history_start.unwrap_or(now - window),
+                to: next_second(now),
+            },
+            Mode::Backfill { from, .. } => {
+                let key = format!("backfill:{}:{from}", source.name);
+                let done = store
+                    .read()
+                    .meta(&key)?
+                    .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                    .map(|t| t.to_utc());
+                resume_key = Some(key);
+                PullPlan::Windows {
+                    from: done.unwrap_or_else(|| start_of(from, basis.tz)),
+                    to: next_second(now),
+                }
+            }
+        };
+        let windows = match plan {
+            PullPlan::Windows { from, to } => {
+                ((to - from).num_seconds().max(1) as u64).div_ceil(window.num_seconds() as u64)
+            }
+            PullPlan::Incremental { .. } => 1,
+        };
+        Ok(Self {
+            source,
+            basis,
+            plan,
+            before,
+            full: options.mode == Mode::Full,
+            resume_key,
+            bar: options.bar(windows, &source.name),
+        })
+    }
+
+    /// Runs the pull. HTTP pages are upserted as they come; a source read whole feeds
+    /// `snapshot`. The cursor is stored after what it covers, in the same transaction.
+    async fn run(
+        self,
+        store: &mut Store,
+        malformed: &mut Vec<Malformed>,
+        mut snapshot: Option<&mut Snapshot>,
+    ) -> Result<PullSummary, sources::SourceError> {
+        let puller = sources::from_config(self.source)?;
+        // A full pull of an HTTP source sees every record that still exists: the others vanished.
+        let reconcile = self.full && snapshot.is_none();
+        let mut seen: HashSet<String> = HashSet::new();
+        let pull_started = Utc::now();
+        let name = self.source.name.clone();
+        let mut cursor = self.before.clone();
+        let mut taken = 0usize;
+        let plan_start = match self.plan {
+            PullPlan::Incremental { since } => since,
+            PullPlan::Windows { from, .. } => Some(from),
+        };
+        let mut sink = |event: PullEvent| -> Result<(), SinkError> {
+            match event {
+                PullEvent::Records(records) => {
+                    if let Some(snapshot) = snapshot.as_deref_mut() {
+                        for r in records {
+                            taken += 1;
+                            if let Some(day) =
+                                placed(&name, &r, &format!("record {taken}"), self.basis, malformed)
+                            {
+                                snapshot.add(r, day);
+                            }
+                        }
+                        return Ok(());
+                    }
+                    let stored = to_stored(&name, records, self.basis, malformed);
+                    if reconcile {
+                        seen.extend(stored.iter().map(|r| r.id.clone()));
+                    }
+                    store
+                        .transaction(|tx| tx.upsert_records(&name, &stored))
+                        .map_err(SinkError::new)
+                }
+                PullEvent::Malformed(m) => {
+                    malformed.push(m);
+                    Ok(())
+                }
+                PullEvent::Total(_) => Ok(()),
+                PullEvent::WindowDone { cursor: done } => {
+                    // A window reaching the present keeps the same overlap as an incremental
+                    // pull: what changes while it runs is read again next time (ids make it
+                    // harmless).
+                    let resume = match self.plan {
+                        PullPlan::Windows { .. } => done.min(pull_started) - sources::OVERLAP,
+                        PullPlan::Incremental { .. } => done,
+                    };
+                    cursor.updated_since = cursor.updated_since.max(Some(resume));
+                    cursor.history_start = match (cursor.history_start, plan_start) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b).or(Some(done - chrono::Duration::days(31))),
+                    };
+                    self.bar.inc(1);
+                    let size = snapshot.as_deref().map(|s| s.records);
+                    store
+                        .transaction(|tx| {
+                            if let Some(key) = &self.resume_key {
+                                tx.set_meta(key, &done.to_rfc3339())?;
+                            }
+                            if let Some(size) = size {
+                                tx.set_meta(&snapshot_size_key(&name), &size.to_string())?;
+                            }
+                            tx.set_cursor(&name, &cursor)
+                        })
+                        .map_err(SinkError::new)
+                }
+            }
+        };
+        let summary = puller.pull(&self.plan, &mut sink).await?;
+        self.bar.finish_and_clear();
+        if reconcile {
+            let gone = store
+                .transaction(|tx| tx.delete_records_except(&name, &seen))
+                .map_err(|e| sources::SourceError::Sink {
+                    source_name: name.clone(),
+                    source: SinkError::new(e),
+                })?;
+            if gone > 0 {
+                tracing::info!(source = %name, gone, "records no longer at the source were removed; their days are recomputed");
+            }
+        }
+        Ok(summary)
+    }
+}
+
+/// The user's day a record falls on, or `None` (reported as malformed) when no Exist day could
+/// hold it.
+fn placed(
+    source: &str,
+    record: &Record,
+    location: &str,
+    basis: DayBasis,
+    malformed: &mut Vec<Malformed>,
+) -> Option<Day> {
+    let day = basis.day_of(&record.time);
+    let year = day.date().year();
+    if (1..=9999).contains(&year) {
+        return Some(day);
+    }
+    malformed.push(Malformed {
+        source: source.to_owned(),
+        location: location.to_owned(),
+        reason: format!("its date falls in the year {year}, which no Exist day has"),
+    });
+    None
+}
+
+/// HTTP records as stored. A record without an id is malformed: a later change could not
+/// replace it, so it would count twice.
+fn to_stored(
+    source: &str,
+    records: Vec<Record>,
+    basis: DayBasis,
+    malformed: &mut Vec<Malformed>,
+) -> Vec<StoredRecord> {
+    let mut out = Vec::with_capacity(records.len());
+    for (i, r) in records.into_iter().enumerate() {
+        let Some(id) = r.id.clone() else {
+            malformed.push(Malformed {
+                source: source.to_owned(),
+                location: format!("record {}", i + 1),
+                reason: "it has no id, so a later change could not replace it".into(),
+            });
+            continue;
+        };
+        let Some(day) = placed(source, &r, &format!("id {id}"), basis, malformed) else {
+            continue;
+        };
+        out.push(StoredRecord {
+            id,
+            day,
+            time: encode_time(&r.time),
+            updated_at: r
+                .updated_at
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            data: serde_json::Value::Object(r.fields).to_string(),
+        });
+    }
+    out
+}
+
+/// The next whole second: query times are written to the second, so a window ending at `now`
+/// truncated would miss what changed earlier in the same second.
+fn next_second(t: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::{DurationRound, TimeDelta};
+    t.duration_trunc(TimeDelta::seconds(1)).unwrap_or(t) + TimeDelta::seconds(1)
+}
+
+/// The instant a day begins in `tz` (the earliest, around daylight-saving changes).
+fn start_of(day: Day, tz: Tz) -> DateTime<Utc> {
+    use chrono::TimeZone;
+    tz.from_local_datetime(&day.date().and_time(NaiveTime::MIN))
+        .earliest()
+        .map(|t| t.to_utc())
+        .unwrap_or_else(|| day.date().and_time(NaiveTime::MIN).and_utc())
+}
