@@ -135,10 +135,11 @@ fn decimal(max_digits: u32) -> impl Strategy<Value = f64> {
     })
 }
 
+/// One day's records: at least one (how a day without records is valued is not about order).
 fn day_records(
     field: impl Strategy<Value = Option<Json>>,
 ) -> impl Strategy<Value = Vec<DayRecord>> {
-    vec((record_time(), field), 0..40).prop_map(|records| {
+    vec((record_time(), field), 1..40).prop_map(|records| {
         records
             .into_iter()
             .map(|(time, n)| {
