@@ -29,7 +29,19 @@ pub enum ValueProblem {
         /// What it held.
         found: String,
     },
+    /// A number too large to be a measure of anything a day holds.
+    #[error("field `{field}` holds {found}, beyond ±10^15")]
+    TooLarge {
+        /// The field.
+        field: String,
+        /// What it held.
+        found: String,
+    },
 }
+
+/// The largest magnitude taken as a measure: sums in millionths stay exact far below i128's
+/// limit, and Exist's whole numbers are 64-bit anyway.
+const LARGEST: f64 = 1e15;
 
 /// How an attribute turns a day's records into its value.
 #[derive(Debug, Clone)]
@@ -86,6 +98,13 @@ impl Rule {
                 });
                 return;
             };
+            if x.abs() > LARGEST {
+                acc.problem.get_or_insert(ValueProblem::TooLarge {
+                    field: field.clone(),
+                    found: raw.to_string(),
+                });
+                return;
+            }
             acc.micros += (x * 1e6).round() as i128;
             acc.min = Some(acc.min.map_or(x, |m| m.min(x)));
             acc.max = Some(acc.max.map_or(x, |m| m.max(x)));
@@ -314,6 +333,23 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn absurd_numbers_are_reported_not_summed() {
+        let r = [
+            rec("2026-11-20T08:00:00Z", json!({ "n": 1e300 })),
+            rec("2026-11-20T09:00:00Z", json!({ "n": 1e300 })),
+        ];
+        let e = aggregate(
+            &r,
+            Aggregate::Sum,
+            Some("n"),
+            ValueType::Float,
+            chrono_tz::UTC,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("beyond"), "{e}");
     }
 
     #[test]
