@@ -78,38 +78,61 @@ enum Latest {
     Text(String),
 }
 
+/// What one record says for one attribute: the field's content, read and checked.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Measure {
+    /// The record lacks the field (or the attribute counts records).
+    Absent,
+    /// A number.
+    Number(f64),
+    /// Text, for a string attribute.
+    Text(String),
+    /// Something that cannot be used.
+    Bad(ValueProblem),
+}
+
 impl Rule {
     /// Takes one record into the day's accumulator.
     pub fn add(&self, acc: &mut DayAccumulator, time: &RecordTime, fields: &Map<String, Json>) {
-        acc.records += 1;
-        let Some(field) = &self.field else { return };
+        self.take(acc, sort_key(time, self.tz), self.measure(fields));
+    }
+
+    /// What a record's fields say for this rule.
+    pub fn measure(&self, fields: &Map<String, Json>) -> Measure {
+        let Some(field) = &self.field else { return Measure::Absent };
         let Some(raw) = fields.get(field).filter(|v| !v.is_null()) else {
-            return;
+            return Measure::Absent;
         };
-        acc.measured += 1;
-        let at = sort_key(time, self.tz);
-        let latest = if self.value_type == ValueType::String {
-            Latest::Text(text_of(raw))
-        } else {
-            let Some(x) = number_of(raw) else {
-                acc.problem.get_or_insert(ValueProblem::NotANumber {
-                    field: field.clone(),
-                    found: raw.to_string(),
-                });
-                return;
-            };
-            if x.abs() > LARGEST {
-                acc.problem.get_or_insert(ValueProblem::TooLarge {
-                    field: field.clone(),
-                    found: raw.to_string(),
-                });
+        if self.value_type == ValueType::String {
+            return Measure::Text(text_of(raw));
+        }
+        let problem = |make: fn(String, String) -> ValueProblem| Measure::Bad(make(field.clone(), raw.to_string()));
+        match number_of(raw) {
+            None => problem(|field, found| ValueProblem::NotANumber { field, found }),
+            Some(x) if x.abs() > LARGEST => problem(|field, found| ValueProblem::TooLarge { field, found }),
+            Some(x) => Measure::Number(x),
+        }
+    }
+
+    /// Takes one record's measure, at its local time `at`, into the day's accumulator.
+    pub fn take(&self, acc: &mut DayAccumulator, at: NaiveDateTime, measure: Measure) {
+        acc.records += 1;
+        let latest = match measure {
+            Measure::Absent => return,
+            Measure::Bad(problem) => {
+                acc.measured += 1;
+                acc.problem.get_or_insert(problem);
                 return;
             }
-            acc.micros += (x * 1e6).round() as i128;
-            acc.min = Some(acc.min.map_or(x, |m| m.min(x)));
-            acc.max = Some(acc.max.map_or(x, |m| m.max(x)));
-            Latest::Number(x)
+            Measure::Text(text) => Latest::Text(text),
+            Measure::Number(x) => {
+                acc.micros += (x * 1e6).round() as i128;
+                acc.min = Some(acc.min.map_or(x, |m| m.min(x)));
+                acc.max = Some(acc.max.map_or(x, |m| m.max(x)));
+                Latest::Number(x)
+            }
         };
+        acc.measured += 1;
         let newer = acc.last.as_ref().is_none_or(|(t, v)| {
             (at, &latest).partial_cmp(&(*t, v)) == Some(std::cmp::Ordering::Greater)
         });
@@ -202,7 +225,7 @@ fn text_of(v: &Json) -> String {
 }
 
 /// A record's time as the user's wall-clock time, to order records of one day.
-fn sort_key(time: &RecordTime, tz: Tz) -> NaiveDateTime {
+pub fn sort_key(time: &RecordTime, tz: Tz) -> NaiveDateTime {
     match *time {
         RecordTime::Date(d) => d.and_time(chrono::NaiveTime::MIN),
         RecordTime::Instant(t) => t.with_timezone(&tz).naive_local(),
