@@ -1,7 +1,10 @@
-//! Records out of a whole JSON Lines or CSV buffer (a file's content, a command's output).
+//! Records out of a whole JSON Lines or CSV input (a file, a command's output).
 //!
 //! Parsing runs on a blocking thread and hands chunks to the async side through a small bounded
-//! channel, so a million-line file neither stalls the runtime nor sits in memory twice.
+//! channel, so a million-line file neither stalls the runtime nor sits in memory: a JSON Lines
+//! file is read as a stream, line by line.
+
+use std::io::BufRead;
 
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
@@ -19,6 +22,21 @@ const CHUNK: usize = 4096;
 enum Parsed {
     Records(Vec<Record>),
     Malformed(Malformed),
+    /// Reading the input failed midway; nothing after it was parsed.
+    ReadFailed(std::io::Error),
+}
+
+/// What a whole source's records are read from.
+pub(crate) enum Input {
+    /// Bytes already in memory (a command's output, a CSV file).
+    Bytes(Vec<u8>),
+    /// An open JSON Lines file, read as a stream.
+    Stream {
+        /// The file, buffered.
+        reader: Box<dyn BufRead + Send>,
+        /// Its path, for errors.
+        path: std::path::PathBuf,
+    },
 }
 
 /// How many records and malformed records were handed over.
@@ -28,22 +46,29 @@ pub(crate) struct Counts {
     pub malformed: usize,
 }
 
-/// Parses `bytes` and hands records and malformed-record reports to `sink` as they come.
+/// Parses `input` and hands records and malformed-record reports to `sink` as they come.
 pub(crate) async fn deliver(
     source_name: &str,
-    bytes: Vec<u8>,
+    input: Input,
     format: RecordFormat,
     parser: RecordParser,
     sink: &mut Sink<'_>,
 ) -> Result<Counts, SourceError> {
     let (tx, mut rx) = mpsc::channel(4);
     let name = source_name.to_owned();
+    let path = match &input {
+        Input::Stream { path, .. } => Some(path.clone()),
+        Input::Bytes(_) => None,
+    };
     // When the sink fails, `rx` is dropped: the next send fails and the parser stops.
     let parsing = tokio::task::spawn_blocking(move || {
         let mut out = |parsed| tx.blocking_send(parsed).is_ok();
-        match format {
-            RecordFormat::JsonLines => parse_json_lines(&bytes, &parser, &name, &mut out),
-            RecordFormat::Csv => parse_csv(&bytes, &parser, &name, &mut out),
+        match (input, format) {
+            (Input::Stream { reader, .. }, _) => parse_json_lines(reader, &parser, &name, &mut out),
+            (Input::Bytes(bytes), RecordFormat::JsonLines) => {
+                parse_json_lines(&bytes[..], &parser, &name, &mut out)
+            }
+            (Input::Bytes(bytes), RecordFormat::Csv) => parse_csv(&bytes, &parser, &name, &mut out),
         }
     });
     let mut counts = Counts::default();
@@ -56,6 +81,13 @@ pub(crate) async fn deliver(
             Parsed::Malformed(malformed) => {
                 counts.malformed += 1;
                 super::PullEvent::Malformed(malformed)
+            }
+            Parsed::ReadFailed(source) => {
+                return Err(SourceError::Io {
+                    source_name: source_name.to_owned(),
+                    path: path.unwrap_or_default(),
+                    source,
+                })
             }
         };
         emit(source_name, sink, event)?;
@@ -113,23 +145,36 @@ impl Batcher<'_> {
 }
 
 fn parse_json_lines(
-    bytes: &[u8],
+    mut reader: impl BufRead,
     parser: &RecordParser,
     source: &str,
     out: &mut dyn FnMut(Parsed) -> bool,
 ) {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut batch = Batcher {
         source,
         chunk: Vec::with_capacity(CHUNK),
         out,
     };
-    for (line, text) in (1u64..).zip(bytes.split(|&b| b == b'\n')) {
-        let text = text.trim_ascii();
-        if text.is_empty() {
+    let mut text = Vec::new();
+    for line in 1u64.. {
+        text.clear();
+        match reader.read_until(b'\n', &mut text) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                batch.flush();
+                (batch.out)(Parsed::ReadFailed(e));
+                return;
+            }
+        }
+        let mut content = text.trim_ascii();
+        if line == 1 {
+            content = content.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(content);
+        }
+        if content.is_empty() {
             continue;
         }
-        let going = match serde_json::from_slice::<Map<String, Value>>(text) {
+        let going = match serde_json::from_slice::<Map<String, Value>>(content) {
             Ok(fields) => batch.push(line, parser.parse(fields)),
             Err(e) => batch.malformed(format!("line {line}"), json_problem(&e)),
         };
@@ -232,6 +277,7 @@ mod tests {
             match parsed {
                 Parsed::Records(r) => records.extend(r),
                 Parsed::Malformed(m) => malformed.push(m),
+                Parsed::ReadFailed(e) => panic!("reading from memory failed: {e}"),
             }
             true
         };

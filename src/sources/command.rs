@@ -127,7 +127,7 @@ impl Source for CommandSource {
         }
         let counts = buffer::deliver(
             &self.name,
-            finished.stdout,
+            buffer::Input::Bytes(finished.stdout),
             self.format,
             self.parser.clone(),
             sink,

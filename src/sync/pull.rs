@@ -7,10 +7,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Datelike, NaiveTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
 
-use super::values::{encode_time, DayAccumulator, Rule};
+use super::values::{encode_time, sort_key, DayAccumulator, Measure, Rule};
 use super::{DayBasis, Mode, SourceReport, SyncOptions};
 use crate::config::{AttributeConfig, SourceConfig, SourceKind};
 use crate::exist::types::Day;
@@ -24,11 +24,12 @@ use crate::store::{Cursor, Store, StoreError, StoredRecord};
 pub(super) struct Snapshot {
     /// The attributes, by configuration key, with their rules.
     rules: Vec<(String, Rule)>,
+    tz: Tz,
     /// Accumulators by (index into `rules`, day).
     days: HashMap<(usize, Day), DayAccumulator>,
     /// When the source names an id field: the newest version of each record, aggregated at the
     /// end (an accumulator cannot take back a version that a newer one replaces).
-    by_id: Option<HashMap<String, (Record, Day)>>,
+    newest: Option<NewestById>,
     /// Records taken in.
     pub records: u64,
 }
@@ -54,39 +55,41 @@ impl Snapshot {
             .collect();
         Self {
             rules,
+            tz,
             days: HashMap::new(),
-            by_id: has_ids.then(HashMap::new),
+            newest: has_ids.then(NewestById::default),
             records: 0,
         }
     }
 
     fn add(&mut self, record: Record, day: Day) {
         self.records += 1;
-        match (&mut self.by_id, &record.id) {
-            (Some(by_id), Some(id)) => {
-                let newer = by_id
-                    .get(id)
-                    .is_none_or(|(old, _)| record.updated_at >= old.updated_at);
-                if newer {
-                    by_id.insert(id.clone(), (record, day));
+        let at = sort_key(&record.time, self.tz);
+        let measures = self
+            .rules
+            .iter()
+            .map(|(_, rule)| rule.measure(&record.fields));
+        match (&mut self.newest, &record.id) {
+            (Some(newest), Some(id)) => newest.keep(id, day, at, measures),
+            _ => {
+                for (i, measure) in measures.enumerate() {
+                    let acc = self.days.entry((i, day)).or_default();
+                    self.rules[i].1.take(acc, at, measure);
                 }
             }
-            _ => self.aggregate(&record, day),
-        }
-    }
-
-    fn aggregate(&mut self, record: &Record, day: Day) {
-        for (i, (_, rule)) in self.rules.iter().enumerate() {
-            let acc = self.days.entry((i, day)).or_default();
-            rule.add(acc, &record.time, &record.fields);
         }
     }
 
     /// Aggregates the newest version of each record, when they were kept by id.
     fn finish(&mut self) {
-        if let Some(by_id) = self.by_id.take() {
-            for (record, day) in by_id.into_values() {
-                self.aggregate(&record, day);
+        let Some(newest) = self.newest.take() else {
+            return;
+        };
+        let rules = self.rules.len();
+        for slot in 0..newest.days.len() {
+            for (i, (_, rule)) in self.rules.iter().enumerate() {
+                let acc = self.days.entry((i, newest.days[slot])).or_default();
+                rule.take(acc, newest.at[slot], newest.measure(slot * rules + i));
             }
         }
     }
@@ -102,6 +105,74 @@ impl Snapshot {
             .collect();
         Some((&self.rules[index].1, days))
     }
+}
+
+/// The newest version of each record of a source read whole, by id, kept as only what the rules
+/// read: a file lists a record again when it was edited, and the later line wins (files and
+/// commands carry no change time). A million records take tens of megabytes, not gigabytes.
+#[derive(Debug, Default)]
+struct NewestById {
+    /// Slot by a 128-bit hash of the id: the id itself would cost more than the rest of a slot.
+    slots: HashMap<u128, usize>,
+    days: Vec<Day>,
+    at: Vec<NaiveDateTime>,
+    /// One per rule and slot: the number, or NaN for an absent measure or one kept in `rare`.
+    numbers: Vec<f64>,
+    /// Text and unusable measures, by position in `numbers`.
+    rare: HashMap<usize, Measure>,
+}
+
+impl NewestById {
+    fn keep(
+        &mut self,
+        id: &str,
+        day: Day,
+        at: NaiveDateTime,
+        measures: impl ExactSizeIterator<Item = Measure>,
+    ) {
+        let width = measures.len();
+        let fresh = self.days.len();
+        let slot = *self.slots.entry(id_hash(id)).or_insert(fresh);
+        if slot == fresh {
+            self.days.push(day);
+            self.at.push(at);
+            self.numbers.resize(self.numbers.len() + width, f64::NAN);
+        } else {
+            self.days[slot] = day;
+            self.at[slot] = at;
+        }
+        for (i, measure) in measures.enumerate() {
+            let position = slot * width + i;
+            self.rare.remove(&position);
+            self.numbers[position] = match measure {
+                Measure::Number(x) => x,
+                Measure::Absent => f64::NAN,
+                other => {
+                    self.rare.insert(position, other);
+                    f64::NAN
+                }
+            };
+        }
+    }
+
+    fn measure(&self, position: usize) -> Measure {
+        match self.numbers[position] {
+            x if !x.is_nan() => Measure::Number(x),
+            _ => self.rare.get(&position).cloned().unwrap_or(Measure::Absent),
+        }
+    }
+}
+
+/// A 128-bit hash of an id: two keyed SipHashes, so that a collision is out of reach.
+fn id_hash(id: &str) -> u128 {
+    use std::hash::{Hash, Hasher};
+    let half = |salt: u8| {
+        let mut h = std::hash::DefaultHasher::new();
+        salt.hash(&mut h);
+        id.hash(&mut h);
+        h.finish()
+    };
+    (u128::from(half(0)) << 64) | u128::from(half(1))
 }
 
 /// What pulling one source gave.

@@ -99,17 +99,23 @@ impl Rule {
 
     /// What a record's fields say for this rule.
     pub fn measure(&self, fields: &Map<String, Json>) -> Measure {
-        let Some(field) = &self.field else { return Measure::Absent };
+        let Some(field) = &self.field else {
+            return Measure::Absent;
+        };
         let Some(raw) = fields.get(field).filter(|v| !v.is_null()) else {
             return Measure::Absent;
         };
         if self.value_type == ValueType::String {
             return Measure::Text(text_of(raw));
         }
-        let problem = |make: fn(String, String) -> ValueProblem| Measure::Bad(make(field.clone(), raw.to_string()));
+        let problem = |make: fn(String, String) -> ValueProblem| {
+            Measure::Bad(make(field.clone(), raw.to_string()))
+        };
         match number_of(raw) {
             None => problem(|field, found| ValueProblem::NotANumber { field, found }),
-            Some(x) if x.abs() > LARGEST => problem(|field, found| ValueProblem::TooLarge { field, found }),
+            Some(x) if x.abs() > LARGEST => {
+                problem(|field, found| ValueProblem::TooLarge { field, found })
+            }
             Some(x) => Measure::Number(x),
         }
     }
