@@ -594,62 +594,7 @@ fn daemon(agent: &Path) {
     );
     world.login();
 
-    if daemon_is_wired(&world, &source) {
-        daemon_rss(&world, &source, &csv, rows);
-        return;
-    }
-    println!("`exist-agent run` (the daemon) is not implemented yet: measuring {HOURS} `run --once` runs instead");
-    world.write_config("", &source);
-    let mut rss = Vec::new();
-    let mut updates = 0;
-    for hour in 1..=HOURS {
-        std::fs::write(&csv, rows(hour)).unwrap();
-        let run = world.run_timed(&["run", "--once"]);
-        updates += run.updates().len();
-        rss.push(mib(run.max_rss_kib.unwrap()));
-    }
-    let max = rss.iter().copied().fold(0.0, f64::max);
-    let (first, last) = (rss[0], rss[HOURS - 1]);
-    println!(
-        "peak RSS per run (MiB): {}",
-        rss.iter()
-            .map(|r| format!("{r:.1}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    result(
-        "Resident memory over a day of hourly runs (24 x run --once; daemon not wired yet)",
-        &format!(
-            "peak {max:.1} MiB per run; first {first:.1}, last {last:.1} MiB; {updates} update calls"
-        ),
-        "< 20 MiB, no growth",
-        Some(max < 20.0 && last <= first * 1.1),
-    );
-}
-
-/// Whether `exist-agent run` runs as a daemon (rather than saying it is not implemented).
-fn daemon_is_wired(world: &World, source: &str) -> bool {
-    world.write_config("schedule = \"hourly\"\n", source);
-    let mut child = world
-        .command(&world.agent)
-        .arg("--config")
-        .arg(&world.config_path)
-        .arg("run")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while Instant::now() < deadline {
-        if let Some(_status) = child.try_wait().unwrap() {
-            let mut stderr = String::new();
-            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-            return !stderr.contains("not implemented");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    stop(&mut child);
-    true
+    daemon_rss(&world, &source, &csv, rows);
 }
 
 /// Sends SIGTERM (the daemon finishes its batch and exits 0), then waits.
@@ -670,11 +615,7 @@ fn stop(child: &mut std::process::Child) {
 }
 
 /// The daemon's resident memory (VmRSS) after each of `HOURS` syncs, an "hour" being two
-/// seconds (cron with seconds).
-///
-/// TODO(daemon): written before `exist-agent run` existed, so never run yet. Once the daemon is
-/// wired, check that a cron schedule with seconds drives it, that the sync count below matches
-/// the update calls, and that the figure is stable; then drop the `run --once` fallback above.
+/// seconds (a cron schedule with seconds).
 fn daemon_rss(world: &World, source: &str, csv: &Path, rows: impl Fn(usize) -> String) {
     world.write_config("schedule = \"*/2 * * * * *\"\n", source);
     let mut child = world
