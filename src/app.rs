@@ -356,7 +356,18 @@ fn push(config: &Config, args: &PushArgs) -> Result<()> {
     let value = parse_value(&args.value, owned.value_type)?;
     let day = match args.date {
         Some(d) => d,
-        None => today(config, &session)?,
+        None => {
+            let tz = rt.block_on(sync::user_timezone(
+                config,
+                &mut session.store,
+                &session.client,
+            ))?;
+            sync::DayBasis {
+                tz,
+                day_starts: config.agent.day_starts,
+            }
+            .today()
+        }
     };
     if args.increment {
         return increment(&rt, &mut session, owned, day, value);
@@ -437,28 +448,6 @@ fn increment(
         None => println!("{} {day}: incremented.", owned.name),
     }
     Ok(())
-}
-
-/// Today in the user's timezone (the configured one, else the cached profile's, else UTC).
-fn today(config: &Config, session: &Session) -> Result<Day> {
-    let tz = config
-        .exist
-        .timezone
-        .or_else(|| {
-            session
-                .store
-                .read()
-                .meta("profile_timezone")
-                .ok()
-                .flatten()
-                .and_then(|t| t.parse().ok())
-        })
-        .unwrap_or(chrono_tz::UTC);
-    Ok(sync::DayBasis {
-        tz,
-        day_starts: config.agent.day_starts,
-    }
-    .today())
 }
 
 /// Parses a value typed on the command line for an attribute of `value_type`.

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use crate::config::{Config, HttpAuth, HttpSourceConfig, SourceConfig, SourceKind, TokenStoreKind};
+use crate::config::{Config, HttpSourceConfig, SourceConfig, SourceKind, TokenStoreKind};
 use crate::exist::tokens::{keyring_usable, TokenPair, TokenStore};
-use crate::secret::Secret;
+use crate::sources::HttpSource;
 use crate::store::Store;
 
 /// One check's outcome.
@@ -275,7 +275,7 @@ async fn check_exist(config: &Config, pair: Option<&TokenPair>) -> Check {
             format!(
                 "cannot reach {}: {}",
                 config.exist.base_url,
-                crate::exist::auth::error_chain(&e)
+                crate::error::error_chain(&e)
             ),
             "check your network and exist.base_url",
         ),
@@ -285,7 +285,7 @@ async fn check_exist(config: &Config, pair: Option<&TokenPair>) -> Check {
 async fn check_source(source: &SourceConfig) -> Check {
     let name = format!("source {}", source.name);
     match &source.kind {
-        SourceKind::Http(http) => check_http(name, http).await,
+        SourceKind::Http(http) => check_http(name, source, http).await,
         SourceKind::File(file) => match std::fs::File::open(&file.path) {
             Ok(_) => Check::pass(name, format!("{} is readable", file.path.display())),
             Err(e) => Check::fail(
@@ -305,43 +305,24 @@ async fn check_source(source: &SourceConfig) -> Check {
     }
 }
 
-async fn check_http(name: String, http: &HttpSourceConfig) -> Check {
-    let mut url = http.url.clone();
-    let since = crate::sources::format_query_time(Utc::now() - chrono::Duration::days(1));
-    url.query_pairs_mut()
-        .append_pair("updated_since", &since)
-        .append_pair("limit", "1");
-    let mut request = http_client()
-        .get(url.clone())
-        .header(reqwest::header::ACCEPT, "application/json");
-    match &http.auth {
-        HttpAuth::None => {}
-        HttpAuth::BearerEnv(var) | HttpAuth::BasicUserEnv(var) => {
-            let Ok(value) = std::env::var(var).map(Secret::new) else {
-                return Check::fail(name, format!("the environment variable {var} is not set"), format!("export {var} with the source's credentials (for the service, put it in the environment file)"));
-            };
-            request = match &http.auth {
-                HttpAuth::BearerEnv(_) => request.bearer_auth(value.expose()),
-                _ => request.basic_auth(value.expose(), Some("")),
-            };
+async fn check_http(name: String, source: &SourceConfig, http: &HttpSourceConfig) -> Check {
+    let probe = match HttpSource::new(source, http) {
+        Ok(s) => s.probe().await,
+        Err(e) => Err(e),
+    };
+    match probe {
+        Ok(()) => Check::pass(name, format!("{} answers", http.url)),
+        // The error already names the source and says what to do; the check's name says it too.
+        Err(e) => {
+            let text = e.to_string();
+            let prefix = format!("source \"{}\": ", source.name);
+            let detail = text.strip_prefix(&prefix).unwrap_or(&text).to_owned();
+            Check::fail(
+                name,
+                detail,
+                "check the source's url and credentials (for the service, in the environment file)",
+            )
         }
-    }
-    match request.send().await {
-        Ok(r) if r.status().is_success() => Check::pass(name, format!("{} answers", http.url)),
-        Ok(r) => Check::fail(
-            name,
-            format!("{} answered HTTP {}", http.url, r.status()),
-            "check the source's url and credentials",
-        ),
-        Err(e) => Check::fail(
-            name,
-            format!(
-                "cannot reach {}: {}",
-                http.url,
-                crate::exist::auth::error_chain(&e)
-            ),
-            "check the network and the source's url",
-        ),
     }
 }
 

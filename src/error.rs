@@ -48,3 +48,16 @@ impl Error {
 
 /// The result of a command.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error with its causes, for messages: reqwest keeps the useful part (refused connection,
+/// DNS failure) out of its own message, in `source()`.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
+}

@@ -607,3 +607,32 @@ fn logs_are_json_lines_on_request_and_never_contain_tokens() {
         assert!(!stderr.contains(secret), "a secret reached the log");
     }
 }
+
+#[test]
+fn push_without_a_date_writes_today_in_the_profiles_timezone() {
+    let world = World::with_options(
+        SandboxOptions {
+            timezone: "Pacific/Kiritimati".into(),
+            ..SandboxOptions::default()
+        },
+        "",
+    );
+    let csv = coffee_csv(&world, 1, 1);
+    world.write_config(&format!("{}{}", file_source(&csv), template("coffees")));
+    world.login_with(&["food_write"]);
+    world
+        .cmd()
+        .args(["push", "coffees", "4"])
+        .assert()
+        .success();
+    let tz: chrono_tz::Tz = "Pacific/Kiritimati".parse().unwrap();
+    let today = chrono::Utc::now()
+        .with_timezone(&tz)
+        .date_naive()
+        .to_string();
+    assert_eq!(
+        world.value("coffees", &today),
+        Some(4.into()),
+        "today is the user's day (UTC+14), not the machine's"
+    );
+}

@@ -440,6 +440,12 @@ fn status_reports_sources_and_the_hours_requests() {
     );
     assert!(text.contains("1 record(s)"), "{text}");
     assert!(text.contains("owned:      steps"), "{text}");
+    h.world
+        .cmd()
+        .arg("doctor")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("ok    source health"));
     assert!(
         text.contains("requests:   3/300 this hour"),
         "profile, acquire, update: {text}"

@@ -17,6 +17,7 @@ use url::Url;
 
 use super::tokens::{TokenPair, TokenStore, TokenStoreError};
 use crate::config::ExistConfig;
+use crate::error::error_chain;
 use crate::secret::Secret;
 use crate::store::lock::{FileLock, TOKEN_LOCK};
 use crate::store::StoreError;
@@ -126,18 +127,6 @@ fn explain_token_error<RE: std::error::Error + 'static>(
         RequestTokenError::Parse(e, _) => AuthError::Network(format!("unexpected reply: {e}")),
         RequestTokenError::Other(e) => AuthError::Network(e),
     }
-}
-
-/// An error with its causes, for messages (reqwest hides the useful part in `source()`).
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// The access token for API calls, refreshed only when needed.

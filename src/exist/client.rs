@@ -11,8 +11,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::auth::{error_chain, Auth, AuthError};
+use super::auth::{Auth, AuthError};
 use super::types::{AttributeName, Batch, Day, Group, Value, ValueType};
+use crate::error::error_chain;
 
 /// Why a call to Exist failed as a whole.
 #[derive(Debug, thiserror::Error)]

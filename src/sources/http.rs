@@ -18,6 +18,7 @@ use super::link::next_link;
 use super::record::{Malformed, RecordParser, Rejected};
 use super::{emit, excerpt, PullEvent, PullPlan, PullSummary, Sink, Source, SourceError};
 use crate::config::{HttpAuth, HttpSourceConfig, SourceConfig};
+use crate::error::error_chain;
 use crate::secret::Secret;
 
 /// How far an open-ended pull's cursor stays behind its start: clock skew between the source
@@ -331,6 +332,32 @@ impl HttpSource {
         }
     }
 
+    /// One request for the first page of the last day's changes, without retries: whether the
+    /// source answers and takes its credentials (`exist-agent doctor`).
+    pub async fn probe(&self) -> Result<(), SourceError> {
+        let credentials = self.credentials()?;
+        let now = Utc::now();
+        let url = self.first_url(&Query {
+            since: now - TimeDelta::days(1),
+            before: None,
+            cursor: now,
+        });
+        match self.send(&url, &credentials).await {
+            Ok((status, _)) if status.is_success() => Ok(()),
+            Ok((status, page)) => Err(SourceError::Status {
+                source_name: self.name.clone(),
+                url: url.to_string(),
+                status: status.as_u16(),
+                body: excerpt(&String::from_utf8_lossy(&page.body), 200),
+            }),
+            Err(e) => Err(SourceError::Network {
+                source_name: self.name.clone(),
+                url: url.to_string(),
+                detail: error_chain(&e),
+            }),
+        }
+    }
+
     async fn send(
         &self,
         url: &Url,
@@ -493,18 +520,6 @@ fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
             .to_std()
             .unwrap_or(Duration::ZERO),
     )
-}
-
-/// An error with its causes, which reqwest keeps out of its own message.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(e) = cause {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        cause = e.source();
-    }
-    text
 }
 
 #[cfg(test)]

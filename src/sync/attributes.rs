@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use crate::config::{AttributeConfig, AttributeTarget, Config};
-use crate::exist::client::{AcquireItem, CreateItem, ExistClient, ExistError};
+use crate::exist::client::{AcquireItem, CreateItem, ExistClient, ExistError, WriteItem};
 use crate::exist::types::AttributeName;
 use crate::store::{OwnedAttribute, Store, StoreError};
 
@@ -117,11 +117,8 @@ pub async fn ensure_owned(
                 .iter()
                 .find(|(_, i)| *i == item)
                 .expect("reply items come from our request");
-            let name = match &item {
-                AcquireItem::Template { template: n, .. } | AcquireItem::Name { name: n, .. } => n,
-            };
-            let name = AttributeName::new(name.as_str())
-                .expect("names are checked when the config is read");
+            let name =
+                AttributeName::new(item.key()).expect("names are checked when the config is read");
             acquired.push(owned(attribute, name));
         }
         for failure in outcome.failed {
@@ -159,21 +156,13 @@ pub async fn reacquire(
         .collect();
     let outcome = client.acquire(items).await?;
     for f in &outcome.failed {
-        tracing::warn!(attribute = %f.item.key_name(), code = %f.code, error = %f.error, "could not re-acquire an attribute another service took");
+        tracing::warn!(attribute = %f.item.key(), code = %f.code, error = %f.error, "could not re-acquire an attribute another service took");
     }
     Ok(outcome
         .succeeded
         .into_iter()
-        .filter_map(|(item, _)| AttributeName::new(item.key_name()).ok())
+        .filter_map(|(item, _)| AttributeName::new(item.key()).ok())
         .collect())
-}
-
-impl AcquireItem {
-    fn key_name(&self) -> &str {
-        match self {
-            Self::Template { template: n, .. } | Self::Name { name: n, .. } => n,
-        }
-    }
 }
 
 fn acquire_item(a: &AttributeConfig) -> AcquireItem {

@@ -282,7 +282,7 @@ pub async fn sync(
 }
 
 /// The user's timezone: configured, or the Exist profile's (cached, checked once a day).
-async fn user_timezone(
+pub async fn user_timezone(
     config: &Config,
     store: &mut Store,
     client: &ExistClient,
