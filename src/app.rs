@@ -204,7 +204,10 @@ fn dry_run(session: &mut Session, options: &SyncOptions) -> Result<()> {
         &mut copy,
         &session.client,
         options,
-    ))?;
+    ));
+    // The copy is thrown away; the requests the run made count in the real state.
+    sync::outbox::count_requests(&mut session.store, &session.client)?;
+    let outcome = outcome?;
     let pending = copy.read().pending()?;
     if pending.is_empty() {
         println!("nothing to send");
@@ -318,7 +321,9 @@ fn logout(config: &Config, args: &LogoutArgs) -> Result<()> {
         let owned = session.store.read().owned_attributes()?;
         if !owned.is_empty() {
             let names = owned.iter().map(|a| a.name.clone()).collect();
-            let outcome = runtime().block_on(session.client.release(names))?;
+            let outcome = runtime().block_on(session.client.release(names));
+            sync::outbox::count_requests(&mut session.store, &session.client)?;
+            let outcome = outcome?;
             for f in &outcome.failed {
                 eprintln!("could not release {}: {}: {}", f.item.name, f.code, f.error);
             }
@@ -336,6 +341,18 @@ fn push(config: &Config, args: &PushArgs) -> Result<()> {
     let _lock = run_lock(&config.state_dir())?;
     let mut session = Session::open(config)?;
     let rt = runtime();
+    let pushed = push_value(config, args, &rt, &mut session);
+    // Every request counts toward the hour, whether or not the push went through.
+    sync::outbox::count_requests(&mut session.store, &session.client)?;
+    pushed
+}
+
+fn push_value(
+    config: &Config,
+    args: &PushArgs,
+    rt: &tokio::runtime::Runtime,
+    session: &mut Session,
+) -> Result<()> {
     let ownership = rt.block_on(sync::attributes::ensure_owned(
         config,
         &mut session.store,
@@ -370,7 +387,7 @@ fn push(config: &Config, args: &PushArgs) -> Result<()> {
         }
     };
     if args.increment {
-        return increment(&rt, &mut session, owned, day, value);
+        return increment(rt, session, owned, day, value);
     }
     session
         .store
@@ -420,11 +437,6 @@ fn increment(
         value,
     };
     let outcome = rt.block_on(session.client.increment(vec![item]))?;
-    let now = chrono::Utc::now();
-    let requests = session.client.take_request_count();
-    session
-        .store
-        .transaction(|tx| tx.count_requests(now, requests))?;
     if let Some(failure) = outcome.failed.first() {
         return Err(Error::Failed(format!(
             "Exist refused the increment of {} on {day}: {}: {}",

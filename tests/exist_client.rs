@@ -636,3 +636,44 @@ fn push_without_a_date_writes_today_in_the_profiles_timezone() {
         "today is the user's day (UTC+14), not the machine's"
     );
 }
+
+#[test]
+fn every_request_counts_toward_the_hour_even_when_nothing_is_sent() {
+    let world = World::new("");
+    let csv = write_lines(&world.path("coffee.csv"), &["date,cups".to_owned()]);
+    world.write_config(&format!("{}{}", file_source(&csv), custom("Espressos")));
+    world.login_with(&["food_write"]);
+    let requests = |world: &World| -> u64 {
+        let out = world.cmd().args(["status", "--json"]).output().unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["requests_this_hour"]
+            .as_u64()
+            .unwrap()
+    };
+    world
+        .cmd()
+        .args(["run", "--once", "--dry-run"])
+        .assert()
+        .success();
+    assert_eq!(
+        requests(&world),
+        world.sandbox.requests().len() as u64,
+        "a dry run's profile call counts"
+    );
+    world.cmd().args(["run", "--once"]).assert().success();
+    assert_eq!(
+        world.count("/api/2/attributes/update/"),
+        0,
+        "an empty log sends nothing"
+    );
+    assert_eq!(
+        requests(&world),
+        world.sandbox.requests().len() as u64,
+        "the create call counts though nothing was sent"
+    );
+    world.cmd().args(["logout", "--release"]).assert().success();
+    assert_eq!(
+        requests(&world),
+        world.sandbox.requests().len() as u64,
+        "the release call counts"
+    );
+}

@@ -89,8 +89,6 @@ pub struct SyncOptions {
     pub forced_sources: BTreeSet<String>,
     /// Only these attributes (by Exist name or configured name); empty: all.
     pub attributes: Vec<String>,
-    /// At most this many update calls (backfill pacing); `None`: as many as the hour allows.
-    pub max_update_calls: Option<u32>,
     /// Becomes true when the run should stop early (SIGTERM): the batch in flight finishes,
     /// everything else stays pending or unpulled for the next run.
     pub stop: Option<tokio::sync::watch::Receiver<bool>>,
@@ -127,7 +125,6 @@ impl Default for SyncOptions {
             only_sources: None,
             forced_sources: BTreeSet::new(),
             attributes: Vec::new(),
-            max_update_calls: None,
             stop: None,
             progress: false,
         }
@@ -188,8 +185,22 @@ pub struct SyncOutcome {
     pub failure: Option<crate::error::Error>,
 }
 
-/// Runs one sync.
+/// Runs one sync. Every request it made counts toward the hour's budget, whatever the outcome
+/// (a dry run's caller counts them in the real state, since the run works on a copy).
 pub async fn sync(
+    config: &Config,
+    store: &mut Store,
+    client: &ExistClient,
+    options: &SyncOptions,
+) -> Result<SyncOutcome, crate::error::Error> {
+    let outcome = run(config, store, client, options).await;
+    if !options.dry_run {
+        outbox::count_requests(store, client)?;
+    }
+    outcome
+}
+
+async fn run(
     config: &Config,
     store: &mut Store,
     client: &ExistClient,
@@ -256,9 +267,8 @@ pub async fn sync(
         basis,
         options.mode,
     )?;
-    let (changes, rejected) = (computed.changes, computed.rejected);
-    report.changes = changes;
-    report.rejected_locally = rejected;
+    report.changes = computed.changes;
+    report.rejected_locally = computed.rejected;
     for change in &report.changes {
         tracing::debug!(attribute = %change.attribute, day = %change.day, old = ?change.old, new = %change.new, "value changed");
     }
@@ -267,7 +277,6 @@ pub async fn sync(
     }
     let stop = || options.stopping();
     let control = outbox::FlushControl {
-        max_calls: options.max_update_calls,
         stop: &stop,
         bar: options.bar(0, "sending"),
     };

@@ -9,7 +9,7 @@ use chrono::Utc;
 use super::attributes::{reacquire, SyncStepError};
 use crate::exist::client::{ExistClient, ExistError, ItemFailure, UpdateItem, WriteOutcome};
 use crate::exist::types::{AttributeName, Batch};
-use crate::store::{Pending, Store};
+use crate::store::{Pending, Store, StoreError};
 
 /// Exist's documented limit of requests per hour per token.
 pub const HOURLY_LIMIT: u32 = 300;
@@ -66,10 +66,8 @@ impl From<SendStopped> for crate::error::Error {
     }
 }
 
-/// How far a flush may go.
+/// How a flush may be stopped early, and how it shows progress.
 pub struct FlushControl<'a> {
-    /// At most this many update calls (backfill pacing); `None`: as many as the hour allows.
-    pub max_calls: Option<u32>,
     /// Turns true when the run should stop (SIGTERM): the batch in flight finishes and the
     /// rest stays pending.
     pub stop: &'a dyn Fn() -> bool,
@@ -80,7 +78,6 @@ pub struct FlushControl<'a> {
 impl Default for FlushControl<'_> {
     fn default() -> Self {
         Self {
-            max_calls: None,
             stop: &|| false,
             bar: indicatif::ProgressBar::hidden(),
         }
@@ -142,10 +139,7 @@ async fn send_all(
             Ok(b) => b,
             Err(e) => return Some(Stop::Failed(e.into())),
         };
-        let paced_out = control
-            .max_calls
-            .is_some_and(|max| report.update_calls >= max);
-        if paced_out || budget.limited || budget.requests >= HOURLY_LIMIT {
+        if budget.limited || budget.requests >= HOURLY_LIMIT {
             return Some(Stop::RateLimited);
         }
         let settled = report.acknowledged + report.rejected;
@@ -220,10 +214,12 @@ async fn send_batch(
     record(store, outcome?, report)
 }
 
-fn count_requests(store: &mut Store, client: &ExistClient) -> Result<(), SyncStepError> {
-    let n = client.take_request_count();
-    store.transaction(|tx| tx.count_requests(Utc::now(), n))?;
-    Ok(())
+/// Adds the requests the client made since the last count to the hour's budget.
+pub fn count_requests(store: &mut Store, client: &ExistClient) -> Result<(), StoreError> {
+    match client.take_request_count() {
+        0 => Ok(()),
+        n => store.transaction(|tx| tx.count_requests(Utc::now(), n)),
+    }
 }
 
 /// Stores acknowledgements and rejections; `unauthorised` items stay pending for the retry.
