@@ -1,0 +1,1 @@
+//! A fake of Exist (being written).

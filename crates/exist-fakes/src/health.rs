@@ -1,0 +1,1 @@
+//! A fake health-data API (being written).

@@ -1,0 +1,1 @@
+//! Fakes of the services people pull their data from (being written).
