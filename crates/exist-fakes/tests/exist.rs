@@ -1473,6 +1473,20 @@ async fn values_need_a_read_scope_and_list_days_without_data_as_null() {
         json!([{ "date": today_utc, "value": null }])
     );
 
+    // A far date_max means many days, each listed; only the page asked for is built.
+    let (status, far) = h
+        .get(
+            &reader.access_token,
+            "attributes/values/?attribute=steps&limit=1&date_max=9999-12-31",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(far["count"].as_u64().unwrap() > 2_900_000);
+    assert_eq!(
+        far["results"],
+        json!([{ "date": "9999-12-31", "value": null }])
+    );
+
     // attributes/with-values/ lists the last `days` days the same way.
     let (status, page) = h
         .get(

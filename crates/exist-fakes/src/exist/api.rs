@@ -347,41 +347,43 @@ async fn values(
         )
             .into_response();
     };
-    let rows: Vec<Value> = {
-        let world = shared.world();
-        let Ok(date_max) = date_max(&params, &world) else {
-            return bad_date_max();
-        };
-        let Some(attribute) = world
-            .attributes
-            .get(name)
-            .filter(|a| a.is_active() && caller.scopes.may_read(&a.group, a.manual))
-        else {
-            return detail(StatusCode::NOT_FOUND, "Not found.");
-        };
-        let stored = world
-            .values
-            .range((name.to_owned(), NaiveDate::MIN)..=(name.to_owned(), date_max));
-        if shared.options.list_days_without_data {
-            let first = stored
-                .clone()
-                .next()
-                .map_or(attribute.created, |((_, day), _)| *day)
-                .min(attribute.created);
-            date_max
-                .iter_days()
-                .rev()
-                .take_while(|day| *day >= first)
-                .map(|day| day_value(&world, name, day))
-                .collect()
-        } else {
-            stored
-                .rev()
-                .map(|((_, day), value)| json!({ "date": day.to_string(), "value": value }))
-                .collect()
-        }
+    let world = shared.world();
+    let Ok(date_max) = date_max(&params, &world) else {
+        return bad_date_max();
     };
-    paged(&shared, API_ROUTES[5], &params, rows)
+    let Some(attribute) = world
+        .attributes
+        .get(name)
+        .filter(|a| a.is_active() && caller.scopes.may_read(&a.group, a.manual))
+    else {
+        return detail(StatusCode::NOT_FOUND, "Not found.");
+    };
+    let stored = world
+        .values
+        .range((name.to_owned(), NaiveDate::MIN)..=(name.to_owned(), date_max));
+    if !shared.options.list_days_without_data {
+        let rows = stored
+            .rev()
+            .map(|((_, day), value)| json!({ "date": day.to_string(), "value": value }))
+            .collect();
+        return paged(&shared, API_ROUTES[5], &params, rows);
+    }
+    let first = stored
+        .clone()
+        .next()
+        .map_or(attribute.created, |((_, day), _)| *day)
+        .min(attribute.created);
+    // Only the page asked for is built: a far `date_max` means many days, not much work.
+    let count = usize::try_from((date_max - first).num_days() + 1).unwrap_or(0);
+    let Some(page) = PageRequest::of(&params, count) else {
+        return invalid_page();
+    };
+    let results = (page.skip()..count.min(page.skip() + page.size))
+        .filter_map(|back| date_max.checked_sub_days(Days::new(u64::try_from(back).ok()?)))
+        .map(|day| day_value(&world, name, day))
+        .collect();
+    drop(world);
+    page_response(&shared, API_ROUTES[5], &params, count, &page, results)
 }
 
 /// `{"date", "value"}` for one day, `null` when it holds nothing.
@@ -411,47 +413,86 @@ fn bad_date_max() -> Response {
         .into_response()
 }
 
-/// One page of `items` in Django REST framework's shape, `{count, next, previous, results}`,
-/// with absolute `next`/`previous` links built as DRF builds them (N records
-/// `https://exist.io/api/2/attributes/values/?attribute=steps&limit=2&page=2`). A `limit` that
-/// is not a positive number is ignored; a page past the end, or a `page` that is not a positive
-/// number, is DRF's 404 "Invalid page.".
-fn paged(shared: &Shared, path: &str, params: &Params, items: Vec<Value>) -> Response {
-    let size = params
-        .get("limit")
-        .and_then(|l| l.parse::<usize>().ok())
-        .filter(|l| *l > 0)
-        .map_or(DEFAULT_PAGE_SIZE, |l| l.min(MAX_PAGE_SIZE));
-    let number = match params.get("page") {
-        None | Some("") => 1,
-        Some(p) => match p.parse::<usize>() {
-            Ok(n) if n > 0 => n,
-            _ => return detail(StatusCode::NOT_FOUND, "Invalid page."),
-        },
-    };
-    let count = items.len();
-    let pages = count.div_ceil(size).max(1);
-    if number > pages {
-        return detail(StatusCode::NOT_FOUND, "Invalid page.");
+/// The page a request asks for, once the number of items is known: `limit` items (20 when it
+/// is not a positive number, at most 100) on page `page` (from 1).
+struct PageRequest {
+    number: usize,
+    size: usize,
+    pages: usize,
+}
+
+impl PageRequest {
+    /// The page, or `None` for a `page` that is not a positive number or lies past the end
+    /// (answered with [`invalid_page`]).
+    fn of(params: &Params, count: usize) -> Option<Self> {
+        let size = params
+            .get("limit")
+            .and_then(|l| l.parse::<usize>().ok())
+            .filter(|l| *l > 0)
+            .map_or(DEFAULT_PAGE_SIZE, |l| l.min(MAX_PAGE_SIZE));
+        let number = match params.get("page") {
+            None | Some("") => 1,
+            Some(p) => p.parse::<usize>().ok().filter(|n| *n > 0)?,
+        };
+        let pages = count.div_ceil(size).max(1);
+        (number <= pages).then_some(Self {
+            number,
+            size,
+            pages,
+        })
     }
-    let link = |page: usize| {
+
+    /// How many items come before this page.
+    fn skip(&self) -> usize {
+        (self.number - 1) * self.size
+    }
+}
+
+/// One page of `items` (see [`page_response`]).
+fn paged(shared: &Shared, path: &str, params: &Params, items: Vec<Value>) -> Response {
+    let count = items.len();
+    match PageRequest::of(params, count) {
+        Some(page) => {
+            let results = items
+                .into_iter()
+                .skip(page.skip())
+                .take(page.size)
+                .collect();
+            page_response(shared, path, params, count, &page, results)
+        }
+        None => invalid_page(),
+    }
+}
+
+/// Django REST framework's answer to a page that does not exist.
+fn invalid_page() -> Response {
+    detail(StatusCode::NOT_FOUND, "Invalid page.")
+}
+
+/// A page in Django REST framework's shape, `{count, next, previous, results}`, with absolute
+/// `next`/`previous` links built as DRF builds them (N records
+/// `https://exist.io/api/2/attributes/values/?attribute=steps&limit=2&page=2`).
+fn page_response(
+    shared: &Shared,
+    path: &str,
+    params: &Params,
+    count: usize,
+    page: &PageRequest,
+    results: Vec<Value>,
+) -> Response {
+    let link = |number: usize| {
         let mut url = shared.base_url.clone();
         url.set_path(path);
         // DRF drops `page` from the link to the first page.
-        let page = page.to_string();
-        let query = params.replaced("page", (page != "1").then_some(page.as_str()));
+        let number = number.to_string();
+        let query = params.replaced("page", (number != "1").then_some(number.as_str()));
         url.set_query((!query.is_empty()).then_some(query.as_str()));
         url.to_string()
     };
-    let results: Vec<Value> = items
-        .into_iter()
-        .skip((number - 1) * size)
-        .take(size)
-        .collect();
     Json(json!({
         "count": count,
-        "next": (number < pages).then(|| link(number + 1)),
-        "previous": (number > 1).then(|| link(number - 1)),
+        "next": (page.number < page.pages).then(|| link(page.number + 1)),
+        "previous": (page.number > 1).then(|| link(page.number - 1)),
         "results": results,
     }))
     .into_response()

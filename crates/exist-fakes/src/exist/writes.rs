@@ -186,6 +186,7 @@ fn batch(
         Some(Fault::Misreport { item, how, .. }) if item < items.len() => Some((item, how)),
         _ => None,
     };
+    let full_objects = params.flag("success_objects");
     let mut world = shared.world();
     let today = world.today();
     let mut success = Vec::new();
@@ -199,7 +200,7 @@ fn batch(
         }
         let context = Context {
             caller,
-            full_objects: params.flag("success_objects"),
+            full_objects,
             today,
             index,
         };
