@@ -74,7 +74,7 @@ impl AttributeInfo {
     }
 
     /// Whether some service owns it; an unowned attribute is inactive (D: a released
-    /// attribute passes to another service "or otherwise become[s] inactive").
+    /// attribute passes to another service "or otherwise become\[s\] inactive").
     pub fn is_active(&self) -> bool {
         self.owner != Owner::Unowned
     }

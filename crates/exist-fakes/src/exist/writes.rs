@@ -342,7 +342,7 @@ fn acquire_item(world: &mut World, context: &Context<'_>, item: &Item) -> Result
 }
 
 /// Releases an attribute this client owns. D: ownership passes to another service "or
-/// otherwise become[s] inactive"; here it always becomes inactive. N records the success item
+/// otherwise become\[s\] inactive"; here it always becomes inactive. N records the success item
 /// `{"name": ..., "service": "", "active": false}`. No scope is checked: ownership suffices.
 fn release_item(world: &mut World, context: &Context<'_>, item: &Item) -> Result<Value, ItemError> {
     let Some(name) = optional_str(item, "name")? else {
