@@ -351,6 +351,7 @@ mod wakatime {
             "start=x&end=y",
             "range=Forever",
             "start=2026-11-16&end=2026-11-16&timezone=Mars/Base",
+            "start=0001-01-01&end=9999-12-31",
         ] {
             let (status, body) =
                 get_json(http.get(with(&url, query)).header("Authorization", &auth)).await;

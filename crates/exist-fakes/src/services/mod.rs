@@ -16,7 +16,7 @@
 //! - [`health_auto_export`]: the JSON the iOS app Health Auto Export posts, as a typed builder;
 //! - [`gadgetbridge`]: a Gadgetbridge SQLite database file with its activity-sample table.
 //!
-//! What every server fake shares lives here: starting and stopping ([`FakeServer`]), the log of
+//! What every server fake shares lives here: starting and stopping a loopback server, the log of
 //! requests it answered ([`RecordedRequest`], secrets never recorded), injected faults
 //! ([`Faults`]) and a clock tests can move ([`Clock`]), so that "the token expired" or "today"
 //! needs no sleeping.

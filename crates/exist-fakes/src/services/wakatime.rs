@@ -28,7 +28,8 @@
 //! `Last 7 Days`, `Last 7 Days from Yesterday`, `Last 14 Days`, `Last 30 Days`, `This Week`,
 //! `Last Week`, `This Month`, `Last Month`). `end` before `start`, an unknown `range` or an
 //! unknown IANA `timezone` is 400 `{"errors": [...]}`. `project` narrows every total to that
-//! project. `timezone` sets the day boundaries reported in `range.start`/`range.end` (default:
+//! project; a range of more than 366 days is 400 too (a guard of this fake, which builds the
+//! whole reply in memory). `timezone` sets the day boundaries reported in `range.start`/`range.end` (default:
 //! the user's, [`WakaTimeFake::set_user_timezone`]); the seeded seconds belong to the days they
 //! were seeded on.
 //!
@@ -383,6 +384,13 @@ async fn summaries(
             _ => return errors(StatusCode::BAD_REQUEST, &problems),
         }
     };
+    // The fake's own guard (one reply holds every day of the range): at most 366 days.
+    if end - start > Duration::days(365) {
+        return errors(
+            StatusCode::BAD_REQUEST,
+            &["The range is too long: this fake answers at most 366 days at once.".to_owned()],
+        );
+    }
     let project = params.get("project");
 
     let mut days = Vec::new();
