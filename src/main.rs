@@ -7,7 +7,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = exist_agent::cli::Cli::parse();
     exist_agent::logging::init(cli.verbosity(), cli.log_format);
-    match exist_agent::app::run(cli) {
+    match exist_agent::commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");

@@ -67,6 +67,13 @@ pub enum NotifyError {
     },
 }
 
+/// Its message already says what to do.
+impl crate::error::Classify for NotifyError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Failed
+    }
+}
+
 /// What the endpoint accepts and how it debounces.
 #[derive(Debug, Clone)]
 pub struct NotifyConfig {

@@ -70,6 +70,13 @@ enum ServiceKind {
     Launchd,
 }
 
+/// Its message already says what to do.
+impl crate::error::Classify for ServiceError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Failed
+    }
+}
+
 /// Where the service files go and which program manages them.
 #[derive(Debug, Clone)]
 pub struct ServiceTarget {

@@ -231,9 +231,11 @@ fn service_install_writes_enables_and_uninstall_removes_the_units() {
         "config path: {service}"
     );
     let timer = std::fs::read_to_string(units.join("exist-agent.timer")).unwrap();
-    let minute = exist_agent::app::install_minute(
-        &exist_agent::config::Config::load(&world.config_path).unwrap(),
-    );
+    let minute = exist_agent::config::Config::load(&world.config_path)
+        .unwrap()
+        .agent
+        .schedule
+        .install_minute();
     assert!(
         timer.contains(&format!("OnCalendar=*-*-* *:{minute:02}:00")),
         "hourly at the install's minute: {timer}"

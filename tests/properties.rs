@@ -1289,6 +1289,8 @@ impl OnePageServer {
             updated_field: "updatedAt".into(),
             page_limit: 500,
             window_days: 31,
+            max_pages: 1000,
+            timeout: std::time::Duration::from_secs(600),
             params: BTreeMap::new(),
         };
         HttpSource::new(&source_config(SourceKind::Http(http.clone())), &http).unwrap()

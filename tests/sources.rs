@@ -42,6 +42,8 @@ fn http_config(url: Url, auth: HttpAuth, page_limit: u32, window_days: u32) -> S
             updated_field: "updatedAt".into(),
             page_limit,
             window_days,
+            max_pages: 1000,
+            timeout: std::time::Duration::from_secs(600),
             params: BTreeMap::new(),
         }),
     )
@@ -367,7 +369,8 @@ async fn bearer_tokens_come_from_the_environment() {
         "{error}"
     );
     assert!(!error.is_temporary());
-    let message = error.to_string();
+    // What the user sees: the message and its fix.
+    let message = exist_agent::error::Error::from(error).to_string();
     assert!(
         message.contains("health") && message.contains("credentials"),
         "{message}"
@@ -524,7 +527,7 @@ async fn a_sink_error_aborts_the_pull_before_later_cursors() {
             if matches!(event, PullEvent::Records(_)) {
                 batches += 1;
                 if batches == 2 {
-                    return Err(SinkError::new("disk full"));
+                    return Err(SinkError::temporary("disk full"));
                 }
             }
             events.push(event);

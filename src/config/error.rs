@@ -31,9 +31,16 @@ impl fmt::Display for ConfigError {
         }
         write!(f, "{}", self.problem)?;
         if !self.fix.is_empty() {
-            write!(f, "\n  fix: {}", self.fix)?;
+            crate::error::write_fix(f, &self.fix)?;
         }
         Ok(())
+    }
+}
+
+/// A configuration error is always the user's to fix; its message already carries the fix.
+impl crate::error::Classify for ConfigError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Config
     }
 }
 
@@ -117,6 +124,23 @@ impl<'a> Locator<'a> {
             .matches('\n')
             .count()
             + 1
+    }
+
+    /// The value at `path` (a table becomes an inline table), spans kept, to deserialize a part
+    /// of the file on its own.
+    pub fn value_at(&self, path: &[Seg<'_>]) -> Option<toml_edit::Value> {
+        let mut item: &toml_edit::Item = self.doc.as_ref()?.as_item();
+        for seg in path {
+            item = match *seg {
+                Seg::Key(k) => item.as_table_like()?.get(k)?,
+                Seg::Index(i) => item.get(i)?,
+            };
+        }
+        match item.clone() {
+            toml_edit::Item::Table(t) => Some(toml_edit::Value::InlineTable(t.into_inline_table())),
+            toml_edit::Item::Value(v) => Some(v),
+            _ => None,
+        }
     }
 
     fn span_of(&self, path: &[Seg<'_>]) -> Option<Range<usize>> {

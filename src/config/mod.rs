@@ -18,10 +18,12 @@ use url::Url;
 
 pub use error::ConfigError;
 use error::{Locator, Seg};
-use raw::{RawAttribute, RawConfig, RawSource};
+use raw::{RawAttribute, RawConfig, RawHttp, RawKind, RawSource};
 
 use crate::exist::templates::{self, Template};
 use crate::exist::types::{Group, ValueType};
+use crate::schedule::Plan;
+pub use crate::schedule::Schedule;
 use crate::secret::Secret;
 
 /// The environment variable that names the configuration file.
@@ -87,31 +89,20 @@ impl ClientSecret {
 /// The `[agent]` table.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
-    /// When the daemon syncs.
-    pub schedule: Schedule,
+    /// When the daemon syncs: the configured schedule at this install's minute, checked to fire.
+    pub schedule: Plan,
     /// How many days, today included, are re-computed every run (at least 2).
     pub resync_days: u32,
     /// Local time at which a day begins.
     pub day_starts: NaiveTime,
     /// Where OAuth tokens are kept.
     pub token_store: TokenStoreKind,
-    /// The state directory, when not the platform's default.
-    pub state_dir: Option<PathBuf>,
+    /// The state directory: configured, or the platform's.
+    pub state_dir: PathBuf,
     /// The loopback address the daemon accepts signed notifications on.
     pub listen: Option<SocketAddr>,
     /// The shared secret notifications are signed with.
     pub notify_secret: Option<ClientSecret>,
-}
-
-/// When the daemon runs a sync.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Schedule {
-    /// Once an hour, at a minute fixed per install.
-    Hourly,
-    /// Once a day.
-    Daily,
-    /// A cron expression (5 fields, or 6 with seconds), in UTC.
-    Cron(String),
 }
 
 /// Where tokens are stored.
@@ -177,6 +168,10 @@ pub struct HttpSourceConfig {
     pub page_limit: u32,
     /// Longest span of one pull, in days (at most 31).
     pub window_days: u32,
+    /// The most pages one query may have: a source that keeps linking to more is stopped.
+    pub max_pages: u32,
+    /// The longest one pull may take, all its pages and retries included.
+    pub timeout: Duration,
     /// Extra query parameters.
     pub params: BTreeMap<String, String>,
 }
@@ -355,19 +350,24 @@ impl Config {
     /// Checks configuration `text` as if read from `path`.
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
         let loc = Locator::new(path, text);
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let key = e.span().map(|s| loc.key_at(s.start)).unwrap_or_default();
-            let (problem, fix) = explain_toml_error(e.message());
-            loc.error_at(e.span(), key, problem, fix)
-        })?;
-        Self::from_raw(path, &loc, raw)
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| toml_error(&loc, e.span(), e.message()))?;
+        let sources = (0..raw.source.len())
+            .map(|i| read_source(&loc, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::from_raw(path, &loc, raw, sources)
     }
 
-    fn from_raw(path: &Path, loc: &Locator<'_>, raw: RawConfig) -> Result<Self, ConfigError> {
+    fn from_raw(
+        path: &Path,
+        loc: &Locator<'_>,
+        raw: RawConfig,
+        raw_sources: Vec<RawSource>,
+    ) -> Result<Self, ConfigError> {
         let exist = check_exist(loc, raw.exist)?;
         let agent = check_agent(loc, raw.agent)?;
-        let mut sources = Vec::with_capacity(raw.source.len());
-        for (i, s) in raw.source.into_iter().enumerate() {
+        let mut sources = Vec::with_capacity(raw_sources.len());
+        for (i, s) in raw_sources.into_iter().enumerate() {
             let source = check_source(loc, i, s)?;
             if sources.iter().any(|o: &SourceConfig| o.name == source.name) {
                 return Err(loc.error(
@@ -420,10 +420,7 @@ impl Config {
 
     /// The state directory: configured, or the platform's.
     pub fn state_dir(&self) -> PathBuf {
-        self.agent
-            .state_dir
-            .clone()
-            .unwrap_or_else(default_state_dir)
+        self.agent.state_dir.clone()
     }
 }
 
@@ -455,6 +452,87 @@ pub fn expand_home(path: &str) -> PathBuf {
         (Some(rest), Some(dirs)) => dirs.home_dir().join(rest),
         _ => PathBuf::from(path),
     }
+}
+
+/// A TOML or serde error at `span`, with the key found there and a fix for its kind.
+fn toml_error(
+    loc: &Locator<'_>,
+    span: Option<std::ops::Range<usize>>,
+    message: &str,
+) -> ConfigError {
+    let key = span
+        .clone()
+        .map(|s| loc.key_at(s.start))
+        .unwrap_or_default();
+    let (problem, fix) = explain_toml_error(message);
+    loc.error_at(span, key, problem, fix)
+}
+
+/// Reads `[[source]]` number `i` as its kind's table.
+fn read_source(loc: &Locator<'_>, i: usize) -> Result<RawSource, ConfigError> {
+    use serde::de::IntoDeserializer;
+    use serde::Deserialize;
+    let here = [Seg::Key("source"), Seg::Index(i)];
+    let Some(value) = loc.value_at(&here) else {
+        return Err(loc.error(
+            &here,
+            "is not a table",
+            "write it as [[source]] with its keys",
+        ));
+    };
+    let de_error = |e: toml_edit::de::Error| toml_error(loc, e.span(), e.message());
+    let kind = RawKind::deserialize(value.clone().into_deserializer()).map_err(de_error)?;
+    match RawSource::read(&kind.kind, value.into_deserializer()) {
+        Some(read) => read.map_err(|e| source_key_error(loc, i, &kind.kind, e)),
+        None => {
+            let kinds: Vec<String> = RawSource::KINDS
+                .iter()
+                .map(|k| format!("\"{k}\""))
+                .collect();
+            Err(loc.error(
+                &[Seg::Key("source"), Seg::Index(i), Seg::Key("kind")],
+                format!("\"{}\" is not a source kind", kind.kind),
+                format!("write one of {}", kinds.join(", ")),
+            ))
+        }
+    }
+}
+
+/// An error inside `[[source]]` number `i` of `kind`: a key of another kind, or a missing one, is
+/// said in the source's words; anything else as TOML says it.
+fn source_key_error(
+    loc: &Locator<'_>,
+    i: usize,
+    kind: &str,
+    e: toml_edit::de::Error,
+) -> ConfigError {
+    let quoted = |text: &str| text.split('`').nth(1).map(str::to_owned);
+    let takes = || RawSource::keys(kind).join(", ");
+    if let Some(key) = e.message().strip_prefix("unknown field").and_then(quoted) {
+        let other = RawSource::KINDS
+            .iter()
+            .find(|k| **k != kind && RawSource::keys(k).contains(&key.as_str()));
+        if let Some(other) = other {
+            return loc.error(
+                &[Seg::Key("source"), Seg::Index(i), Seg::Key(&key)],
+                format!(
+                    "`{key}` does not apply to a {kind} source (it is a key of {other} sources)"
+                ),
+                format!("remove it; a {kind} source takes {}", takes()),
+            );
+        }
+    }
+    if let Some(key) = e.message().strip_prefix("missing field").and_then(quoted) {
+        return loc.error(
+            &[Seg::Key("source"), Seg::Index(i)],
+            format!("a {kind} source needs `{key}`"),
+            format!(
+                "add {key} = ... (config.example.toml shows one); a {kind} source takes {}",
+                takes()
+            ),
+        );
+    }
+    toml_error(loc, e.span(), e.message())
 }
 
 fn explain_toml_error(message: &str) -> (String, String) {
@@ -556,25 +634,27 @@ fn parse_url(loc: &Locator<'_>, path: &[Seg<'_>], text: &str) -> Result<Url, Con
 
 fn check_agent(loc: &Locator<'_>, raw: raw::RawAgent) -> Result<AgentConfig, ConfigError> {
     let at = |k| [Seg::Key("agent"), Seg::Key(k)];
+    let state_dir = raw
+        .state_dir
+        .as_deref()
+        .map_or_else(default_state_dir, expand_home);
     let schedule = match raw.schedule.as_deref().unwrap_or("hourly") {
         "hourly" => Schedule::Hourly,
         "daily" => Schedule::Daily,
-        expr => {
-            croner::parser::CronParser::builder()
-                .seconds(croner::parser::Seconds::Optional)
-                .year(croner::parser::Year::Disallowed)
-                .build()
-                .parse(expr)
-                .map_err(|e| {
-                    loc.error(
-                        &at("schedule"),
-                        format!("\"{expr}\" is not a cron expression: {e}"),
-                        "write \"hourly\", \"daily\", or a cron expression such as \"17 * * * *\" (minute hour day month weekday, UTC)",
-                    )
-                })?;
-            Schedule::Cron(expr.to_owned())
-        }
+        expr => Schedule::Cron(expr.to_owned()),
     };
+    let schedule = Plan::new(&schedule, crate::schedule::install_minute(&state_dir.to_string_lossy()))
+        .map_err(|e| {
+            let expr = raw.schedule.as_deref().unwrap_or_default();
+            loc.error(
+                &at("schedule"),
+                match &e {
+                    crate::schedule::ScheduleError::NeverFires { .. } => format!("\"{expr}\" never fires: no date matches it"),
+                    crate::schedule::ScheduleError::BadCron { reason, .. } => format!("\"{expr}\" is not a cron expression: {reason}"),
+                },
+                "write \"hourly\", \"daily\", or a cron expression such as \"17 * * * *\" (minute hour day month weekday, UTC) that matches some date",
+            )
+        })?;
     let resync_days = match raw.resync_days {
         None => 2,
         Some(n @ 2..=366) => n as u32,
@@ -645,157 +725,99 @@ fn check_agent(loc: &Locator<'_>, raw: raw::RawAgent) -> Result<AgentConfig, Con
         resync_days,
         day_starts,
         token_store,
-        state_dir: raw.state_dir.as_deref().map(expand_home),
+        state_dir,
         listen,
         notify_secret,
     })
 }
 
-/// The keys each kind accepts beyond the common ones.
-const HTTP_KEYS: &[&str] = &[
-    "url",
-    "token_env",
-    "basic_user_env",
-    "id_field",
-    "updated_field",
-    "page_limit",
-    "window_days",
-    "params",
-];
-const FILE_KEYS: &[&str] = &["path", "format", "id_field"];
-const COMMAND_KEYS: &[&str] = &["command", "format", "timeout", "id_field"];
-
 fn check_source(loc: &Locator<'_>, i: usize, raw: RawSource) -> Result<SourceConfig, ConfigError> {
     let at = |k| [Seg::Key("source"), Seg::Index(i), Seg::Key(k)];
-    let err = |k, problem: String, fix: &str| loc.error(&at(k), problem, fix);
-    if raw.name.is_empty()
-        || !raw
-            .name
+    let duration =
+        |key: &'static str, text: Option<&str>| -> Result<Option<Duration>, ConfigError> {
+            text.map(|t| {
+                humantime::parse_duration(t).map_err(|_| {
+                    loc.error(
+                        &at(key),
+                        format!("\"{t}\" is not a duration"),
+                        "write e.g. \"30s\", \"30m\", \"1h\" or \"1day\"",
+                    )
+                })
+            })
+            .transpose()
+        };
+    let common = raw.common();
+    let name = common.name;
+    if name.is_empty()
+        || !name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
     {
-        return Err(err(
-            "name",
-            format!("\"{}\" is not a usable source name", raw.name),
+        return Err(loc.error(
+            &at("name"),
+            format!("\"{name}\" is not a usable source name"),
             "use letters, digits, `_` or `-`",
         ));
     }
-    let allowed = match raw.kind.as_str() {
-        "http" => HTTP_KEYS,
-        "file" => FILE_KEYS,
-        "command" => COMMAND_KEYS,
-        other => {
-            return Err(err(
-                "kind",
-                format!("\"{other}\" is not a source kind"),
-                "write \"http\", \"file\" or \"command\"",
-            ));
-        }
-    };
-    let present = [
-        ("url", raw.url.is_some()),
-        ("token_env", raw.token_env.is_some()),
-        ("basic_user_env", raw.basic_user_env.is_some()),
-        ("id_field", raw.id_field.is_some()),
-        ("updated_field", raw.updated_field.is_some()),
-        ("page_limit", raw.page_limit.is_some()),
-        ("window_days", raw.window_days.is_some()),
-        ("params", raw.params.is_some()),
-        ("path", raw.path.is_some()),
-        ("format", raw.format.is_some()),
-        ("command", raw.command.is_some()),
-        ("timeout", raw.timeout.is_some()),
-    ];
-    if let Some((key, _)) = present.iter().find(|(k, set)| *set && !allowed.contains(k)) {
-        return Err(err(
-            key,
-            format!("`{key}` does not apply to a {} source", raw.kind),
-            &format!(
-                "remove it; a {} source takes {}",
-                raw.kind,
-                allowed.join(", ")
-            ),
-        ));
-    }
-    let every = match &raw.every {
-        None => None,
-        Some(text) => Some(humantime::parse_duration(text).map_err(|_| {
-            err(
-                "every",
-                format!("\"{text}\" is not a duration"),
-                "write e.g. \"1h\", \"30m\" or \"1day\"",
-            )
-        })?),
-    };
-    let kind = match raw.kind.as_str() {
-        "http" => SourceKind::Http(check_http(loc, i, &raw)?),
-        "file" => {
-            let Some(path) = &raw.path else {
-                return Err(loc.error(
-                    &[Seg::Key("source"), Seg::Index(i)],
-                    "a file source needs `path`",
-                    "add path = \"~/data.csv\"",
-                ));
-            };
-            let path = expand_home(path);
-            let format = check_format(loc, i, raw.format.as_deref(), Some(&path))?;
+    let id_field = common.id_field.map(str::to_owned);
+    let kind = match &raw {
+        RawSource::Http(h) => SourceKind::Http(check_http(
+            loc,
+            i,
+            h,
+            duration("timeout", h.timeout.as_deref())?,
+        )?),
+        RawSource::File(f) => {
+            let path = expand_home(&f.path);
+            let format = check_format(loc, i, f.format.as_deref(), Some(&path))?;
             SourceKind::File(FileSourceConfig {
                 path,
                 format,
-                id_field: raw.id_field.clone(),
+                id_field,
             })
         }
-        _ => {
-            let argv = raw.command.clone().unwrap_or_default();
-            if argv.is_empty() || argv[0].is_empty() {
+        RawSource::Command(c) => {
+            if c.command.first().is_none_or(String::is_empty) {
                 return Err(loc.error(
-                    &[Seg::Key("source"), Seg::Index(i)],
+                    &at("command"),
                     "a command source needs a non-empty `command`",
-                    "add command = [\"program\", \"arg\"] (use [\"sh\", \"-c\", \"...\"] for a shell line)",
+                    "write command = [\"program\", \"arg\"] (use [\"sh\", \"-c\", \"...\"] for a shell line)",
                 ));
             }
-            let timeout = match &raw.timeout {
-                None => Duration::from_secs(60),
-                Some(t) => humantime::parse_duration(t).map_err(|_| {
-                    err(
-                        "timeout",
-                        format!("\"{t}\" is not a duration"),
-                        "write e.g. \"30s\" or \"2m\"",
-                    )
-                })?,
-            };
-            let format = check_format(loc, i, raw.format.as_deref(), None)?;
             SourceKind::Command(CommandSourceConfig {
-                argv,
-                format,
-                timeout,
-                id_field: raw.id_field.clone(),
+                argv: c.command.clone(),
+                format: check_format(loc, i, c.format.as_deref(), None)?,
+                timeout: duration("timeout", c.timeout.as_deref())?
+                    .unwrap_or(Duration::from_secs(60)),
+                id_field,
             })
         }
     };
     Ok(SourceConfig {
-        name: raw.name,
-        date_field: raw.date_field,
-        tz_offset_field: raw.tz_offset_field,
-        every,
+        name: name.to_owned(),
+        date_field: common.date_field.to_owned(),
+        tz_offset_field: common.tz_offset_field.map(str::to_owned),
+        every: duration("every", common.every)?,
         kind,
     })
 }
 
+/// The longest an HTTP pull may take unless `timeout` says otherwise: generous for a backfill of
+/// many pages, and still a bound, so that a source that never ends cannot hold the run forever.
+const DEFAULT_PULL_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// The most pages one query may have unless `max_pages` says otherwise: 500 000 records at the
+/// largest page size.
+const DEFAULT_MAX_PAGES: u32 = 1000;
+
 fn check_http(
     loc: &Locator<'_>,
     i: usize,
-    raw: &RawSource,
+    raw: &RawHttp,
+    timeout: Option<Duration>,
 ) -> Result<HttpSourceConfig, ConfigError> {
     let at = |k| [Seg::Key("source"), Seg::Index(i), Seg::Key(k)];
-    let Some(url) = &raw.url else {
-        return Err(loc.error(
-            &[Seg::Key("source"), Seg::Index(i)],
-            "an http source needs `url`",
-            "add url = \"https://api.example.com/v1/human/activities\"",
-        ));
-    };
-    let url = parse_url(loc, &at("url"), url)?;
+    let url = parse_url(loc, &at("url"), &raw.url)?;
     let auth = match (&raw.token_env, &raw.basic_user_env) {
         (Some(_), Some(_)) => {
             return Err(loc.error(
@@ -808,28 +830,46 @@ fn check_http(
         (None, Some(v)) => HttpAuth::BasicUserEnv(v.clone()),
         (None, None) => HttpAuth::None,
     };
-    let page_limit = match raw.page_limit {
-        None => 500,
-        Some(n @ 1..=500) => n as u32,
-        Some(n) => {
-            return Err(loc.error(
-                &at("page_limit"),
-                format!("{n} is outside 1..=500"),
-                "write a number from 1 to 500 (the API's largest page is 500)",
-            ))
+    let bounded = |key: &'static str,
+                   value: Option<i64>,
+                   default: u32,
+                   range: std::ops::RangeInclusive<u32>,
+                   why: &str| {
+        match value {
+            None => Ok(default),
+            Some(n) if u32::try_from(n).is_ok_and(|n| range.contains(&n)) => Ok(n as u32),
+            Some(n) => Err(loc.error(
+                &at(key),
+                format!("{n} is outside {}..={}", range.start(), range.end()),
+                format!(
+                    "write a number from {} to {} ({why})",
+                    range.start(),
+                    range.end()
+                ),
+            )),
         }
     };
-    let window_days = match raw.window_days {
-        None => 31,
-        Some(n @ 1..=31) => n as u32,
-        Some(n) => {
-            return Err(loc.error(
-                &at("window_days"),
-                format!("{n} is outside 1..=31"),
-                "write a number from 1 to 31 (one query may span at most 31 days)",
-            ))
-        }
-    };
+    let page_limit = bounded(
+        "page_limit",
+        raw.page_limit,
+        500,
+        1..=500,
+        "the API's largest page is 500",
+    )?;
+    let window_days = bounded(
+        "window_days",
+        raw.window_days,
+        31,
+        1..=31,
+        "one query may span at most 31 days",
+    )?;
+    let max_pages = bounded(
+        "max_pages",
+        raw.max_pages,
+        DEFAULT_MAX_PAGES,
+        1..=1_000_000,
+        "pages one query may have",
+    )?;
     Ok(HttpSourceConfig {
         url,
         auth,
@@ -840,6 +880,8 @@ fn check_http(
             .unwrap_or_else(|| "updatedAt".into()),
         page_limit,
         window_days,
+        max_pages,
+        timeout: timeout.unwrap_or(DEFAULT_PULL_TIMEOUT),
         params: raw.params.clone().unwrap_or_default(),
     })
 }

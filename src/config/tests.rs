@@ -30,7 +30,7 @@ fn minimal_config_gets_defaults() {
     let c = parse(MINIMAL).unwrap();
     assert_eq!(c.exist.base_url.as_str(), "https://exist.io/");
     assert_eq!(c.agent.resync_days, 2);
-    assert_eq!(c.agent.schedule, Schedule::Hourly);
+    assert_eq!(c.agent.schedule.schedule(), &Schedule::Hourly);
     assert_eq!(c.agent.token_store, TokenStoreKind::Auto);
     let SourceKind::Http(h) = &c.sources[0].kind else {
         panic!()

@@ -17,7 +17,7 @@ use url::Url;
 
 use super::tokens::{TokenPair, TokenStore, TokenStoreError};
 use crate::config::ExistConfig;
-use crate::error::error_chain;
+use crate::error::{error_chain, Classify, ErrorKind};
 use crate::secret::Secret;
 use crate::store::lock::{FileLock, TOKEN_LOCK};
 use crate::store::StoreError;
@@ -35,10 +35,10 @@ type OAuthClient =
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     /// Nothing stored.
-    #[error("no Exist token is stored; run `exist-agent login`")]
+    #[error("no Exist token is stored")]
     NoToken,
     /// Exist refused the token or the refresh token.
-    #[error("Exist refused the stored token ({0}); run `exist-agent login` to authorize again")]
+    #[error("Exist refused the stored token ({0})")]
     Refused(String),
     /// The token store failed.
     #[error(transparent)]
@@ -50,21 +50,33 @@ pub enum AuthError {
     #[error("{0}")]
     Config(String),
     /// Exist could not be reached, or answered with a server error.
-    #[error("could not reach Exist's token endpoint: {0}; the stored tokens are unchanged, try again later")]
+    #[error("could not reach Exist's token endpoint: {0}; the stored tokens are unchanged")]
     Network(String),
     /// The login did not complete.
     #[error("{0}")]
     Login(String),
 }
 
-impl From<AuthError> for crate::error::Error {
-    fn from(e: AuthError) -> Self {
-        match e {
-            AuthError::NoToken | AuthError::Refused(_) => Self::AuthNeeded(e.to_string()),
-            AuthError::Network(_) => Self::Temporary(e.to_string()),
-            AuthError::Config(_) => Self::Usage(e.to_string()),
-            AuthError::Lock(l) => l.into(),
-            AuthError::Store(_) | AuthError::Login(_) => Self::Failed(e.to_string()),
+impl Classify for AuthError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::NoToken | Self::Refused(_) => ErrorKind::Auth,
+            Self::Network(_) => ErrorKind::Temporary,
+            Self::Config(_) => ErrorKind::Config,
+            Self::Lock(l) => l.kind(),
+            Self::Store(_) | Self::Login(_) => ErrorKind::Failed,
+        }
+    }
+
+    fn fix(&self) -> Option<String> {
+        match self {
+            Self::NoToken | Self::Refused(_) => {
+                Some("run `exist-agent login` to authorize again".into())
+            }
+            Self::Network(_) => Some("try again later".into()),
+            Self::Lock(l) => l.fix(),
+            Self::Store(s) => s.fix(),
+            Self::Config(_) | Self::Login(_) => None,
         }
     }
 }

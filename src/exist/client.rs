@@ -13,7 +13,7 @@ use url::Url;
 
 use super::auth::{Auth, AuthError};
 use super::types::{AttributeName, Batch, Day, Group, Value, ValueType};
-use crate::error::error_chain;
+use crate::error::{error_chain, Classify, ErrorKind};
 
 /// Why a call to Exist failed as a whole.
 #[derive(Debug, thiserror::Error)]
@@ -52,16 +52,19 @@ pub enum ExistError {
     },
 }
 
-impl From<ExistError> for crate::error::Error {
-    fn from(e: ExistError) -> Self {
-        match e {
-            ExistError::Auth(a) => a.into(),
-            ExistError::RateLimited | ExistError::Unavailable { .. } => {
-                Self::Temporary(e.to_string())
-            }
-            ExistError::Ambiguous { .. } | ExistError::Refused { .. } => {
-                Self::Failed(e.to_string())
-            }
+impl Classify for ExistError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Auth(a) => a.kind(),
+            Self::RateLimited | Self::Unavailable { .. } => ErrorKind::Temporary,
+            Self::Ambiguous { .. } | Self::Refused { .. } => ErrorKind::Failed,
+        }
+    }
+
+    fn fix(&self) -> Option<String> {
+        match self {
+            Self::Auth(a) => a.fix(),
+            _ => None,
         }
     }
 }

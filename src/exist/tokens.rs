@@ -43,16 +43,31 @@ impl TokenPair {
 #[derive(Debug, thiserror::Error)]
 pub enum TokenStoreError {
     /// The keyring refused.
-    #[error("the OS keyring failed: {0}\n  fix: unlock your keyring, or set [agent] token_store = \"file\"")]
+    #[error("the OS keyring failed: {0}")]
     Keyring(String),
     /// The token file cannot be used.
-    #[error("token file {path}: {detail}\n  fix: check the state directory's permissions, or run `exist-agent login` again")]
+    #[error("token file {path}: {detail}")]
     File {
         /// The file.
         path: PathBuf,
         /// What went wrong.
         detail: String,
     },
+}
+
+impl crate::error::Classify for TokenStoreError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Failed
+    }
+
+    fn fix(&self) -> Option<String> {
+        Some(match self {
+            Self::Keyring(_) => "unlock your keyring, or set [agent] token_store = \"file\"".into(),
+            Self::File { .. } => {
+                "check the state directory's permissions, or run `exist-agent login` again".into()
+            }
+        })
+    }
 }
 
 /// The configured token store, after `auto` was resolved.

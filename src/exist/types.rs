@@ -228,6 +228,14 @@ impl ValueType {
         Self::ALL.into_iter().find(|t| t.config_name() == name)
     }
 
+    /// Whether Exist's `increment` takes this type (it refuses text, scales and times of day).
+    pub fn is_incrementable(self) -> bool {
+        !matches!(
+            self,
+            Self::String | Self::Scale | Self::TimeOfDay | Self::TimeOfDayFromMidday
+        )
+    }
+
     /// Whether values of this type are whole numbers on the wire.
     pub fn is_whole(self) -> bool {
         !matches!(self, Self::Float | Self::Percentage | Self::String)

@@ -29,6 +29,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::config::{SourceConfig, SourceKind};
+use crate::error::{Classify, ErrorKind};
 
 pub use command::CommandSource;
 pub use file::FileSource;
@@ -83,26 +84,18 @@ pub struct PullSummary {
     pub requests: usize,
 }
 
-/// Why the sink refused an event (e.g. the state database failed); it aborts the pull.
-#[derive(Debug, thiserror::Error)]
-#[error(transparent)]
-pub struct SinkError(Box<dyn std::error::Error + Send + Sync>);
-
-impl SinkError {
-    /// Wraps the sink's own error.
-    pub fn new(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Self(error.into())
-    }
-}
+/// Why the sink refused an event (e.g. the state database failed); it aborts the pull. It is the
+/// agent's own error, so a full disk stays a temporary failure however deep it happened.
+pub type SinkError = crate::error::Error;
 
 /// Where a pull sends its events. Returning an error aborts the pull: no later event is sent.
 pub type Sink<'a> = dyn FnMut(PullEvent) -> Result<(), SinkError> + Send + 'a;
 
-/// Why a pull failed. Every message names the source and says what to do next.
+/// Why a pull failed. Every message names the source; [`Classify::fix`] says what to do next.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     /// The source could not be reached (after retries).
-    #[error("source \"{source_name}\": cannot reach {url}: {detail}; check the network and the source's url (the next run tries again)")]
+    #[error("source \"{source_name}\": cannot reach {url}: {detail}")]
     Network {
         /// The source.
         source_name: String,
@@ -112,7 +105,7 @@ pub enum SourceError {
         detail: String,
     },
     /// The source answered with an error status (after retries, for 5xx).
-    #[error("source \"{source_name}\": {url} answered {status} ({body}); {}", status_hint(*status))]
+    #[error("source \"{source_name}\": {url} answered {status} ({body})")]
     Status {
         /// The source.
         source_name: String,
@@ -124,7 +117,7 @@ pub enum SourceError {
         body: String,
     },
     /// The source asks to wait longer than a pull may sleep.
-    #[error("source \"{source_name}\": rate limited for {}; the data stays pending, try again after that", humantime::format_duration(*retry_after))]
+    #[error("source \"{source_name}\": rate limited for {}; the data stays pending", humantime::format_duration(*retry_after))]
     RateLimited {
         /// The source.
         source_name: String,
@@ -132,7 +125,7 @@ pub enum SourceError {
         retry_after: Duration,
     },
     /// The source answered something this agent cannot read.
-    #[error("source \"{source_name}\": {url}: {problem}; check that the url is a health-data collection endpoint")]
+    #[error("source \"{source_name}\": {url}: {problem}")]
     BadResponse {
         /// The source.
         source_name: String,
@@ -141,8 +134,19 @@ pub enum SourceError {
         /// What is wrong with the answer.
         problem: String,
     },
+    /// A pull went past one of the source's bounds (pages, time): it is stopped, and its cursor
+    /// stays where it was, so nothing is lost.
+    #[error("source \"{source_name}\": {what}; the pull was stopped and nothing after the last complete window is kept")]
+    Unbounded {
+        /// The source.
+        source_name: String,
+        /// Which bound, and how it was passed.
+        what: String,
+        /// What to do.
+        fix: String,
+    },
     /// A file could not be read.
-    #[error("source \"{source_name}\": cannot read {}: {source}; check the source's path and the file's permissions", path.display())]
+    #[error("source \"{source_name}\": cannot read {}: {source}", path.display())]
     Io {
         /// The source.
         source_name: String,
@@ -152,7 +156,7 @@ pub enum SourceError {
         source: std::io::Error,
     },
     /// A command could not be started.
-    #[error("source \"{source_name}\": cannot run `{program}`: {source}; check the source's command (is the program installed and on PATH?)")]
+    #[error("source \"{source_name}\": cannot run `{program}`: {source}")]
     Spawn {
         /// The source.
         source_name: String,
@@ -162,7 +166,7 @@ pub enum SourceError {
         source: std::io::Error,
     },
     /// A command failed.
-    #[error("source \"{source_name}\": the command failed ({status}); its standard error says \"{stderr}\"; run it by hand to see what is wrong")]
+    #[error("source \"{source_name}\": the command failed ({status}); its standard error says \"{stderr}\"")]
     Command {
         /// The source.
         source_name: String,
@@ -172,7 +176,7 @@ pub enum SourceError {
         stderr: String,
     },
     /// A command ran longer than its timeout and was killed.
-    #[error("source \"{source_name}\": the command was killed after {}; make it faster or raise the source's timeout", humantime::format_duration(*after))]
+    #[error("source \"{source_name}\": the command was killed after {}", humantime::format_duration(*after))]
     Timeout {
         /// The source.
         source_name: String,
@@ -180,7 +184,7 @@ pub enum SourceError {
         after: Duration,
     },
     /// The environment variable with the source's credentials is not set.
-    #[error("source \"{source_name}\": the environment variable {var} is not set (or empty); export it with the source's token or App Key")]
+    #[error("source \"{source_name}\": the environment variable {var} is not set (or empty)")]
     MissingEnv {
         /// The source.
         source_name: String,
@@ -196,7 +200,7 @@ pub enum SourceError {
         detail: String,
     },
     /// The sink refused an event; nothing after it was handed over.
-    #[error("source \"{source_name}\": storing pulled records failed: {source}; nothing was lost, the next run pulls again from the last stored cursor")]
+    #[error("source \"{source_name}\": storing pulled records failed: {source}")]
     Sink {
         /// The source.
         source_name: String,
@@ -207,39 +211,54 @@ pub enum SourceError {
 
 fn status_hint(status: u16) -> &'static str {
     match status {
-        401 | 403 => "check the source's credentials (token_env or basic_user_env) and that the token is still valid",
+        401 | 403 => "check the source's credentials (its auth settings and the environment) and that the token is still valid",
         404 => "check the source's url",
+        429 => "the source is rate limiting; the data stays pending and a later run tries again",
         400..=499 => "the source refused the query; check the source's url and params",
         _ => "the source is failing; the data stays pending and the next run tries again",
     }
 }
 
-impl SourceError {
-    /// Whether trying again later may succeed (network, 5xx, rate limit, timeout): the caller
-    /// keeps its data and exits with the temporary-failure code.
-    pub fn is_temporary(&self) -> bool {
+impl Classify for SourceError {
+    /// Network trouble, 5xx, 429 and timeouts pass; a sink failure keeps its own kind; the rest
+    /// needs the user.
+    fn kind(&self) -> ErrorKind {
         match self {
-            Self::Network { .. } | Self::RateLimited { .. } | Self::Timeout { .. } => true,
-            Self::Status { status, .. } => *status >= 500 || *status == 429,
-            _ => false,
+            Self::Network { .. } | Self::RateLimited { .. } | Self::Timeout { .. } => {
+                ErrorKind::Temporary
+            }
+            Self::Status { status, .. } if *status >= 500 || *status == 429 => ErrorKind::Temporary,
+            Self::Sink { source, .. } => source.kind(),
+            _ => ErrorKind::Failed,
         }
     }
 
-    /// The name of the source that failed.
-    pub fn source_name(&self) -> &str {
-        match self {
-            Self::Network { source_name, .. }
-            | Self::Status { source_name, .. }
-            | Self::RateLimited { source_name, .. }
-            | Self::BadResponse { source_name, .. }
-            | Self::Io { source_name, .. }
-            | Self::Spawn { source_name, .. }
-            | Self::Command { source_name, .. }
-            | Self::Timeout { source_name, .. }
-            | Self::MissingEnv { source_name, .. }
-            | Self::Client { source_name, .. }
-            | Self::Sink { source_name, .. } => source_name,
-        }
+    fn fix(&self) -> Option<String> {
+        Some(match self {
+            Self::Network { .. } => "check the network and the source's url (the next run tries again)".into(),
+            Self::Status { status, .. } => status_hint(*status).into(),
+            Self::RateLimited { .. } => "nothing to do: the agent waits as the source asked, then pulls again".into(),
+            Self::BadResponse { .. } => "check that the url is the collection endpoint and that `records` points at its list".into(),
+            Self::Unbounded { fix, .. } => fix.clone(),
+            Self::Io { .. } => "check the source's path and the file's permissions".into(),
+            Self::Spawn { .. } => "check the source's command (is the program installed and on PATH?)".into(),
+            Self::Command { .. } => "run the command by hand to see what is wrong".into(),
+            Self::Timeout { .. } => "make the command faster or raise the source's timeout".into(),
+            Self::MissingEnv { var, .. } => format!("export {var} with the source's token or key (for the service, in its environment file)"),
+            Self::Client { .. } => return None,
+            Self::Sink { source, .. } => source.fix().map_or_else(
+                || "nothing was lost: the next run pulls again from the last stored cursor".into(),
+                str::to_owned,
+            ),
+        })
+    }
+}
+
+impl SourceError {
+    /// Whether trying again later may succeed (network, 5xx, rate limit, timeout, a busy or full
+    /// disk): the caller keeps its data and exits with the temporary-failure code.
+    pub fn is_temporary(&self) -> bool {
+        self.kind() == ErrorKind::Temporary
     }
 }
 
@@ -261,7 +280,7 @@ pub trait Source {
 #[derive(Debug)]
 pub enum AnySource {
     /// An HTTP API.
-    Http(HttpSource),
+    Http(Box<HttpSource>),
     /// A file.
     File(FileSource),
     /// A command.
@@ -271,7 +290,7 @@ pub enum AnySource {
 /// Builds the source a `[[source]]` describes.
 pub fn from_config(config: &SourceConfig) -> Result<AnySource, SourceError> {
     Ok(match &config.kind {
-        SourceKind::Http(http) => AnySource::Http(HttpSource::new(config, http)?),
+        SourceKind::Http(http) => AnySource::Http(Box::new(HttpSource::new(config, http)?)),
         SourceKind::File(file) => AnySource::File(FileSource::new(config, file)),
         SourceKind::Command(command) => AnySource::Command(CommandSource::new(config, command)),
     })

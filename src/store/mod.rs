@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
+use crate::error::{Classify, ErrorKind};
 use crate::exist::types::Day;
 
 pub use budget::HourBudget;
@@ -32,7 +33,7 @@ pub const DB_FILE: &str = "state.db";
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The state directory cannot be created or used.
-    #[error("cannot use the state directory {path}: {source}\n  fix: check its permissions, or set [agent] state_dir to a writable directory")]
+    #[error("cannot use the state directory {path}: {source}")]
     Dir {
         /// The directory.
         path: PathBuf,
@@ -40,7 +41,7 @@ pub enum StoreError {
         source: std::io::Error,
     },
     /// The file is not a SQLite database, or is damaged.
-    #[error("the state database {path} is damaged or not a database ({detail})\n  fix: move it aside (e.g. `mv {path} {path}.broken`); exist-agent then starts a fresh one, and values it had not sent yet are re-computed from your sources on the next run")]
+    #[error("the state database {path} is damaged or not a database ({detail})")]
     Corrupt {
         /// The file.
         path: PathBuf,
@@ -48,7 +49,7 @@ pub enum StoreError {
         detail: String,
     },
     /// A newer exist-agent wrote this database.
-    #[error("the state database {path} has schema version {found}, newer than this exist-agent knows ({known})\n  fix: upgrade exist-agent, or set [agent] state_dir to another directory")]
+    #[error("the state database {path} has schema version {found}, newer than this exist-agent knows ({known})")]
     TooNew {
         /// The file.
         path: PathBuf,
@@ -58,7 +59,7 @@ pub enum StoreError {
         known: u32,
     },
     /// Another process holds the state for longer than we wait.
-    #[error("another exist-agent process (pid {pid}) is using {path}; this one gave up after {waited:?}\n  fix: nothing to do, the data is kept and the next run catches up; or stop the other process")]
+    #[error("another exist-agent process (pid {pid}) is using {path}; this one gave up after {}", humantime::format_duration(*waited))]
     Busy {
         /// The lock file.
         path: PathBuf,
@@ -68,7 +69,7 @@ pub enum StoreError {
         waited: Duration,
     },
     /// The disk refused a write (full, read-only, permissions).
-    #[error("cannot write the state database {path}: {detail}\n  fix: free disk space or make the state directory writable; nothing was lost, the next run retries")]
+    #[error("cannot write the state database {path}: {detail}")]
     Write {
         /// The file.
         path: PathBuf,
@@ -85,12 +86,23 @@ pub enum StoreError {
     },
 }
 
-impl From<StoreError> for crate::error::Error {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Busy { .. } | StoreError::Write { .. } => Self::Temporary(e.to_string()),
-            _ => Self::Failed(e.to_string()),
+impl Classify for StoreError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Busy { .. } | Self::Write { .. } => ErrorKind::Temporary,
+            _ => ErrorKind::Failed,
         }
+    }
+
+    fn fix(&self) -> Option<String> {
+        Some(match self {
+            Self::Dir { .. } => "check its permissions, or set [agent] state_dir to a writable directory".into(),
+            Self::Corrupt { path, .. } => format!("move it aside (e.g. `mv {p} {p}.broken`); exist-agent then starts a fresh one, and values it had not sent yet are re-computed from your sources on the next run", p = path.display()),
+            Self::TooNew { .. } => "upgrade exist-agent, or set [agent] state_dir to another directory".into(),
+            Self::Busy { .. } => "nothing to do, the data is kept and the next run catches up; or stop the other process".into(),
+            Self::Write { .. } => "free disk space or make the state directory writable; nothing was lost, the next run retries".into(),
+            Self::Sqlite { .. } => return None,
+        })
     }
 }
 

@@ -99,7 +99,9 @@ fn newer_database_is_refused_not_reset() {
     }
     let err = Store::open_file(&path).unwrap_err();
     assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
-    assert!(err.to_string().contains("upgrade exist-agent"));
+    assert!(crate::error::Error::from(err)
+        .to_string()
+        .contains("upgrade exist-agent"));
     // Nothing was touched: the version and the data are still there.
     let conn = Connection::open(&path).unwrap();
     let v: u32 = conn
@@ -120,7 +122,8 @@ fn corrupt_file_gives_a_clear_error_and_is_left_alone() {
     std::fs::write(&path, &garbage).unwrap();
     let err = Store::open_file(&path).unwrap_err();
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
-    assert!(err.to_string().contains("move it aside"), "{err}");
+    let shown = crate::error::Error::from(err).to_string();
+    assert!(shown.contains("move it aside"), "{shown}");
     assert_eq!(std::fs::read(&path).unwrap(), garbage);
 }
 

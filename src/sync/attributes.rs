@@ -227,12 +227,20 @@ pub enum SyncStepError {
     Protocol(String),
 }
 
-impl From<SyncStepError> for crate::error::Error {
-    fn from(e: SyncStepError) -> Self {
-        match e {
-            SyncStepError::Exist(e) => e.into(),
-            SyncStepError::Store(e) => e.into(),
-            SyncStepError::Protocol(m) => Self::Failed(m),
+impl crate::error::Classify for SyncStepError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        match self {
+            Self::Exist(e) => e.kind(),
+            Self::Store(e) => e.kind(),
+            Self::Protocol(_) => crate::error::ErrorKind::Failed,
+        }
+    }
+
+    fn fix(&self) -> Option<String> {
+        match self {
+            Self::Exist(e) => e.fix(),
+            Self::Store(e) => e.fix(),
+            Self::Protocol(_) => None,
         }
     }
 }

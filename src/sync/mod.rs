@@ -185,6 +185,37 @@ pub struct SyncOutcome {
     pub failure: Option<crate::error::Error>,
 }
 
+impl SyncOutcome {
+    /// Logs the run's summary and turns its failure, if any, into the command's result.
+    pub fn finish(self) -> Result<(), crate::error::Error> {
+        let report = &self.report;
+        for s in report.sources.iter().filter(|s| s.pulled) {
+            tracing::info!(source = %s.name, records = s.summary.records, malformed = s.malformed.len(), "pulled");
+        }
+        for p in &report.problems {
+            tracing::warn!("{p}");
+        }
+        tracing::info!(
+            changed = report.changes.len(),
+            sent = report.send.acknowledged,
+            rejected = report.send.rejected + report.rejected_locally,
+            update_calls = report.send.update_calls,
+            pending = report.send.remaining,
+            timezone = %report.timezone,
+            "sync finished"
+        );
+        match self.failure {
+            Some(e) => Err(e),
+            None if !report.problems.is_empty() => Err(crate::error::Error::failed(format!(
+                "{} attribute(s) could not be synced: {}",
+                report.problems.len(),
+                report.problems.join("; ")
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Runs one sync. Every request it made counts toward the hour's budget, whatever the outcome
 /// (a dry run's caller counts them in the real state, since the run works on a copy).
 pub async fn sync(
@@ -290,6 +321,19 @@ async fn run(
     Ok(SyncOutcome { report, failure })
 }
 
+/// The user's timezone when it is known without asking Exist: configured, or the profile's as
+/// last cached (however old).
+pub fn known_timezone(config: &Config, store: &Store) -> Option<Tz> {
+    config.exist.timezone.or_else(|| {
+        store
+            .read()
+            .meta("profile_timezone")
+            .ok()
+            .flatten()
+            .and_then(|t| t.parse().ok())
+    })
+}
+
 /// The user's timezone: configured, or the Exist profile's (cached, checked once a day).
 pub async fn user_timezone(
     config: &Config,
@@ -324,10 +368,11 @@ pub async fn user_timezone(
         }
     };
     let tz: Tz = profile.timezone.parse().map_err(|_| {
-        crate::error::Error::Failed(format!(
-            "Exist's profile timezone \"{}\" is not an IANA name this agent knows; set exist.timezone in the config",
+        crate::error::Error::failed(format!(
+            "Exist's profile timezone \"{}\" is not an IANA name this agent knows",
             profile.timezone
         ))
+        .with_fix("set exist.timezone in the config")
     })?;
     store.transaction(|tx| {
         tx.set_meta("profile_timezone", tz.name())?;
@@ -369,7 +414,7 @@ fn select_attributes<'c>(
             a.display_name() == *name || ownership.get(a).is_some_and(|o| o.name.as_str() == name)
         });
         if !known {
-            return Err(crate::error::Error::Usage(format!(
+            return Err(crate::error::Error::usage(format!(
                 "--attribute {name}: no configured attribute has that name; configured: {}",
                 config
                     .attributes

@@ -57,11 +57,18 @@ impl SendStopped {
     }
 }
 
-impl From<SendStopped> for crate::error::Error {
-    fn from(e: SendStopped) -> Self {
-        match e {
-            SendStopped::RateLimited { .. } => Self::Temporary(e.to_string()),
-            SendStopped::Failed { source, .. } => source.into(),
+impl crate::error::Classify for SendStopped {
+    fn kind(&self) -> crate::error::ErrorKind {
+        match self {
+            Self::RateLimited { .. } => crate::error::ErrorKind::Temporary,
+            Self::Failed { source, .. } => crate::error::Classify::kind(source),
+        }
+    }
+
+    fn fix(&self) -> Option<String> {
+        match self {
+            Self::RateLimited { .. } => None,
+            Self::Failed { source, .. } => crate::error::Classify::fix(source),
         }
     }
 }

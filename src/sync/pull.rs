@@ -244,12 +244,7 @@ pub(super) async fn pull_source(
             tracing::warn!("{text}");
             cursor.last_error = Some(text.clone());
             pulled.report.error = Some(text.clone());
-            // Network trouble, 5xx, 429 and timeouts pass; the rest needs the user.
-            pulled.failure = Some(if e.is_temporary() {
-                crate::error::Error::Temporary(text)
-            } else {
-                crate::error::Error::Failed(text)
-            });
+            pulled.failure = Some(e.into());
         }
     }
     if let Err(e) = store.transaction(|tx| tx.set_cursor(&source.name, &cursor)) {
@@ -378,7 +373,7 @@ impl<'a> Pull<'a> {
                     }
                     store
                         .transaction(|tx| tx.upsert_records(&name, &stored))
-                        .map_err(SinkError::new)
+                        .map_err(SinkError::from)
                 }
                 PullEvent::Malformed(m) => {
                     malformed.push(m);
@@ -410,7 +405,7 @@ impl<'a> Pull<'a> {
                             }
                             tx.set_cursor(&name, &cursor)
                         })
-                        .map_err(SinkError::new)
+                        .map_err(SinkError::from)
                 }
             }
         };
@@ -421,7 +416,7 @@ impl<'a> Pull<'a> {
                 .transaction(|tx| tx.delete_records_except(&name, &seen))
                 .map_err(|e| sources::SourceError::Sink {
                     source_name: name.clone(),
-                    source: SinkError::new(e),
+                    source: SinkError::from(e),
                 })?;
             if gone > 0 {
                 tracing::info!(source = %name, gone, "records no longer at the source were removed; their days are recomputed");

@@ -8,7 +8,11 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use crate::config::{Config, HttpSourceConfig, SourceConfig, SourceKind, TokenStoreKind};
+use crate::config::{
+    ClientSecret, Config, HttpAuth, HttpSourceConfig, SourceConfig, SourceKind, TokenStoreKind,
+};
+use crate::context::{runtime, Context};
+use crate::error::{Error, Result};
 use crate::exist::tokens::{keyring_usable, TokenPair, TokenStore};
 use crate::sources::HttpSource;
 use crate::store::Store;
@@ -51,14 +55,38 @@ impl fmt::Display for Check {
         let mark = if self.ok { "ok  " } else { "FAIL" };
         write!(f, "{mark}  {:<18} {}", self.name, self.detail)?;
         if let Some(fix) = &self.fix {
-            write!(f, "\n      fix: {fix}")?;
+            crate::error::write_fix(f, fix)?;
         }
         Ok(())
     }
 }
 
-/// Runs every check (the configuration itself was checked when it was loaded).
-pub async fn run(config: &Config) -> Vec<Check> {
+/// Runs every check and prints them; fails when any failed.
+pub fn run(ctx: &Context) -> Result<()> {
+    let config = ctx.config()?;
+    let (checks, requests) = runtime()?.block_on(checks(&config));
+    for check in &checks {
+        println!("{check}");
+    }
+    // Doctor's own requests to Exist count toward the hour's budget like any other.
+    if requests > 0 {
+        if let Ok(mut store) = Store::open(&config.state_dir()) {
+            store.transaction(|tx| tx.count_requests(Utc::now(), requests))?;
+        }
+    }
+    let failed = checks.iter().filter(|c| !c.ok).count();
+    if failed > 0 {
+        return Err(
+            Error::failed(format!("{failed} check(s) failed")).with_fix("see the fixes above")
+        );
+    }
+    println!("all {} checks passed", checks.len());
+    Ok(())
+}
+
+/// Runs every check (the configuration itself was checked when it was loaded), and says how
+/// many requests went to Exist.
+pub async fn checks(config: &Config) -> (Vec<Check>, u32) {
     let mut checks = vec![Check::pass(
         "config",
         format!(
@@ -72,7 +100,7 @@ pub async fn run(config: &Config) -> Vec<Check> {
     let state_dir = config.state_dir();
     checks.push(check_state_dir(&state_dir));
     checks.push(check_keyring(config.agent.token_store));
-    let account = crate::app::token_account(config);
+    let account = crate::context::token_account(config);
     let tokens = TokenStore::open(config.agent.token_store, &state_dir, &account);
     let pair = match &tokens {
         Ok(store) => match store.load() {
@@ -98,11 +126,54 @@ pub async fn run(config: &Config) -> Vec<Check> {
     if let Ok(store) = &tokens {
         checks.extend(check_token(store, pair.as_ref(), &config.scopes()));
     }
+    checks.extend(check_secrets(config));
     checks.push(check_exist(config, pair.as_ref()).await);
     for source in &config.sources {
         checks.push(check_source(source).await);
     }
-    checks
+    (checks, 1)
+}
+
+/// Every secret the configuration names from the environment must be there: the first refresh
+/// of the Exist token, the first notification, the first pull would fail without it.
+fn check_secrets(config: &Config) -> Vec<Check> {
+    let mut needed: Vec<(String, &str)> = Vec::new();
+    if let ClientSecret::Env(var) = &config.exist.client_secret {
+        needed.push((var.clone(), "exist.client_secret_env"));
+    }
+    if let Some(ClientSecret::Env(var)) = &config.agent.notify_secret {
+        needed.push((var.clone(), "agent.notify_secret_env"));
+    }
+    for source in &config.sources {
+        if let SourceKind::Http(http) = &source.kind {
+            match &http.auth {
+                HttpAuth::BearerEnv(var) => needed.push((var.clone(), "a source's token_env")),
+                HttpAuth::BasicUserEnv(var) => {
+                    needed.push((var.clone(), "a source's basic_user_env"))
+                }
+                HttpAuth::None => {}
+            }
+        }
+    }
+    let missing: Vec<String> = needed
+        .iter()
+        .filter(|(var, _)| std::env::var(var).map_or(true, |v| v.is_empty()))
+        .map(|(var, key)| format!("{var} ({key})"))
+        .collect();
+    if missing.is_empty() {
+        let names: Vec<&str> = needed.iter().map(|(v, _)| v.as_str()).collect();
+        let detail = if names.is_empty() {
+            "the configuration names none in the environment".to_owned()
+        } else {
+            format!("set: {}", names.join(", "))
+        };
+        return vec![Check::pass("secrets", detail)];
+    }
+    vec![Check::fail(
+        "secrets",
+        format!("not set in the environment: {}", missing.join(", ")),
+        "export them (for the service, put NAME=value lines in the environment file next to the configuration)",
+    )]
 }
 
 fn check_state_dir(dir: &Path) -> Check {

@@ -7,11 +7,43 @@ use std::fmt::Write;
 use chrono::Utc;
 use serde::Serialize;
 
+use clap::Args;
+
 use crate::config::Config;
+use crate::context::{token_store, Context};
 use crate::error::Result;
 use crate::exist::tokens::TokenStore;
 use crate::store::Store;
 use crate::sync::outbox::HOURLY_LIMIT;
+
+/// Options of `status`.
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Prints what the agent knows, without calling anyone.
+pub fn run(ctx: &Context, args: &StatusArgs) -> Result<()> {
+    let config = ctx.config()?;
+    let store = Store::open(&config.state_dir())?;
+    let tokens = token_store(&config)?;
+    let report = collect(&config, &store, &tokens)?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&report).map_err(|e| {
+            crate::error::Error::caused(
+                crate::error::ErrorKind::Failed,
+                "cannot write the status as JSON",
+                e,
+            )
+        })?;
+        println!("{text}");
+    } else {
+        print!("{}", report.render());
+    }
+    Ok(())
+}
 
 /// Everything `status` shows.
 #[derive(Debug, Serialize)]
@@ -116,9 +148,7 @@ pub struct RejectedStatus {
 /// Gathers the report from the configuration, the state and the token store.
 pub fn collect(config: &Config, store: &Store, tokens: &TokenStore) -> Result<StatusReport> {
     let read = store.read();
-    let pair = tokens
-        .load()
-        .map_err(|e| crate::error::Error::Failed(e.to_string()))?;
+    let pair = tokens.load()?;
     let needed = config.scopes();
     let token = TokenStatus {
         store: tokens.describe(),
@@ -197,9 +227,7 @@ pub fn collect(config: &Config, store: &Store, tokens: &TokenStore) -> Result<St
         requests_this_hour: budget.requests,
         hourly_limit: HOURLY_LIMIT,
         rate_limited: budget.limited,
-        next_run: crate::app::schedule_plan(config)
-            .next_after(now)
-            .to_rfc3339(),
+        next_run: config.agent.schedule.next_after(now).to_rfc3339(),
     })
 }
 

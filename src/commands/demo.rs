@@ -16,8 +16,8 @@ use std::time::Duration;
 use chrono_tz::Tz;
 use url::Url;
 
-use crate::app::{run_lock, runtime, Session};
 use crate::config::{AttributeConfig, AttributeTarget, Config, SourceKind};
+use crate::context::{run_lock, runtime, Session};
 use crate::error::{Error, Result};
 use crate::exist::auth;
 use crate::exist::types::MAX_BATCH;
@@ -37,15 +37,15 @@ const COFFEE_LABEL: &str = "Cups of coffee";
 /// Any free port on the loopback interface: nothing of the demo is reachable from outside.
 const LOOPBACK: &str = "127.0.0.1:0";
 
-/// Runs the demo; `verbosity` is the command line's (`-v` shows the agent's own log lines).
-pub fn run(verbosity: i8) -> Result<()> {
-    let _quiet = quiet_logs(verbosity);
+/// Runs the demo; the command line's verbosity (`-v`) shows the agent's own log lines.
+pub fn run(ctx: &crate::context::Context) -> Result<()> {
+    let _quiet = quiet_logs(ctx.verbosity);
     let dir = tempfile::Builder::new()
         .prefix("exist-agent-demo-")
         .tempdir()
         .map_err(|e| failed("cannot create a temporary directory", e))?;
     let path = dir.path().to_owned();
-    let shown = runtime().block_on(demo(&path));
+    let shown = runtime()?.block_on(demo(&path));
     // Removed whether the demo worked or not: it must leave nothing behind.
     let removed = dir.close();
     shown?;
@@ -77,7 +77,7 @@ fn quiet_logs(verbosity: i8) -> Option<tracing::subscriber::DefaultGuard> {
 }
 
 fn failed(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::Failed(format!("demo: {what}: {e}"))
+    Error::failed(format!("demo: {what}: {e}"))
 }
 
 /// The servers, files and configuration of one demo.
@@ -320,7 +320,7 @@ async fn login_step(stage: &Stage) -> Result<Step> {
             "tokens".to_owned(),
             format!(
                 "stored in {}",
-                crate::app::token_store(&stage.config, &stage.config.state_dir())?.describe()
+                crate::context::token_store(&stage.config)?.describe()
             ),
         ],
     ];
@@ -468,7 +468,7 @@ async fn login(stage: &Stage) -> Result<Url> {
             }
         }
     };
-    let store = crate::app::token_store(config, &config.state_dir())?;
+    let store = crate::context::token_store(config)?;
     let logged_in = async {
         auth::login(&config.exist, &config.scopes(), &store, false, show)
             .await
@@ -483,7 +483,7 @@ async fn login(stage: &Stage) -> Result<Url> {
 async fn play_browser(url: tokio::sync::oneshot::Receiver<String>) -> Result<Url> {
     let url = url
         .await
-        .map_err(|_| Error::Failed("demo: the login showed no authorize URL".into()))?;
+        .map_err(|_| Error::failed("demo: the login showed no authorize URL"))?;
     let browser = reqwest::Client::builder()
         // Everything is on loopback: a proxy from the environment must not get in between.
         .no_proxy()
@@ -515,7 +515,7 @@ async fn sync_once(config: &Config) -> Result<SyncReport> {
         return Err(e);
     }
     if !outcome.report.problems.is_empty() {
-        return Err(Error::Failed(outcome.report.problems.join("; ")));
+        return Err(Error::failed(outcome.report.problems.join("; ")));
     }
     Ok(outcome.report)
 }

@@ -1,0 +1,59 @@
+//! `exist-agent backfill`: history from a day on, paced under Exist's hourly limit, resumable,
+//! with progress bars on a terminal.
+
+use clap::Args;
+
+use crate::context::{run_lock, runtime, Context, Session};
+use crate::error::{Error, ErrorKind, Result};
+use crate::exist::types::Day;
+use crate::sync::{self, Mode, SyncOptions};
+
+/// Options of `backfill`.
+#[derive(Debug, Clone, Args)]
+pub struct BackfillArgs {
+    /// First day to sync (YYYY-MM-DD)
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub from: Day,
+    /// Last day to sync [default: today]
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub to: Option<Day>,
+    /// Only these attributes (repeatable) [default: all]
+    #[arg(long = "attribute", value_name = "NAME")]
+    pub attributes: Vec<String>,
+}
+
+/// Pulls and sends the history asked for.
+pub fn run(ctx: &Context, args: &BackfillArgs) -> Result<()> {
+    if args.to.is_some_and(|to| to < args.from) {
+        return Err(Error::usage(format!("--to is before --from {}", args.from)));
+    }
+    let config = ctx.config()?;
+    let options = SyncOptions {
+        mode: Mode::Backfill {
+            from: args.from,
+            to: args.to,
+        },
+        progress: true,
+        attributes: args.attributes.clone(),
+        ..SyncOptions::default()
+    };
+    let _lock = run_lock(&config.state_dir())?;
+    let mut session = Session::open(&config)?;
+    let outcome = runtime()?.block_on(sync::sync(
+        &config,
+        &mut session.store,
+        &session.client,
+        &options,
+    ))?;
+    let paused = outcome
+        .failure
+        .as_ref()
+        .is_some_and(|e| e.kind() == ErrorKind::Temporary);
+    if paused && outcome.report.send.remaining > 0 {
+        eprintln!(
+            "backfill paused with {} value(s) pending: what was pulled is kept; run the same command again after the hour ends to continue",
+            outcome.report.send.remaining
+        );
+    }
+    outcome.finish()
+}
