@@ -12,7 +12,7 @@ use crate::exist::auth::Auth;
 use crate::exist::client::ExistClient;
 use crate::exist::tokens::TokenStore;
 use crate::store::lock::{FileLock, RUN_LOCK};
-use crate::store::Store;
+use crate::store::{Budget, Store};
 
 /// How long a run waits for another one holding the state before giving up with exit 75,
 /// unless [`LOCK_WAIT_ENV`] says otherwise.
@@ -120,8 +120,9 @@ impl Session {
         let store = Store::open(&state_dir)?;
         let tokens = token_store(config)?;
         let auth = Arc::new(Auth::new(config.exist.clone(), tokens, &state_dir));
+        let budget = Arc::new(Budget::open(&state_dir)?);
         Ok(Self {
-            client: ExistClient::new(&config.exist.base_url, auth),
+            client: ExistClient::new(&config.exist.base_url, auth, budget),
             config: config.clone(),
             state_dir,
             store,

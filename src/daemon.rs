@@ -27,9 +27,6 @@ use crate::schedule::Plan;
 use crate::store::Store;
 use crate::sync::{self, SyncOptions};
 
-/// Where the start of the last scheduled run is kept, so a restart catches up at most once.
-const LAST_RUN: &str = "daemon_last_run";
-
 /// Runs the daemon until a signal stops it.
 pub fn run(config: &Config) -> Result<()> {
     let plan = config.agent.schedule.clone();
@@ -57,11 +54,7 @@ pub fn run(config: &Config) -> Result<()> {
 
 /// The start of the last scheduled (not notified) run, as stored.
 pub fn last_run(store: &Store) -> Result<Option<DateTime<Utc>>> {
-    Ok(store
-        .read()
-        .meta(LAST_RUN)?
-        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-        .map(|t| t.to_utc()))
+    Ok(store.read().daemon_last_run()?)
 }
 
 /// A future that resolves when `stop` turns true.
@@ -128,28 +121,53 @@ async fn sync_once(
     config: &Config,
     request: RunRequest,
     stop: watch::Receiver<bool>,
-) -> Result<()> {
+) -> RunOutcome {
+    match sync_locked(config, request, stop).await {
+        Ok(outcome) => outcome,
+        Err(e) => RunOutcome {
+            failed_sources: BTreeSet::new(),
+            failure: Some(e.to_string()),
+        },
+    }
+}
+
+async fn sync_locked(
+    config: &Config,
+    request: RunRequest,
+    stop: watch::Receiver<bool>,
+) -> Result<RunOutcome> {
     let state_dir = config.state_dir();
     let _lock = tokio::task::spawn_blocking(move || run_lock(&state_dir))
         .await
         .map_err(|e| Error::caused(ErrorKind::Failed, "the lock thread failed", e))??;
     let mut session = Session::open(config)?;
     let started = Utc::now();
-    let notified = request.reason == Reason::Notified;
-    tracing::info!(reason = ?request.reason, sources = ?request.sources, "sync starting");
+    let full = request.is_full();
     let options = SyncOptions {
-        only_sources: notified.then(|| request.sources.iter().cloned().collect()),
+        only_sources: (!full).then(|| request.sources.clone()),
         forced_sources: request.sources,
+        skip_sources: request.skip,
         stop: Some(stop),
         ..SyncOptions::default()
     };
-    let outcome = sync::sync(config, &mut session.store, &session.client, &options).await?;
-    if !notified {
+    let run = sync::sync(config, &mut session.store, &session.client, &options).await;
+    if full {
         session
             .store
-            .transaction(|tx| tx.set_meta(LAST_RUN, &started.to_rfc3339()))?;
+            .transaction(|tx| tx.set_daemon_last_run(started))?;
     }
-    outcome.finish()
+    let failed_sources = run.failed_sources();
+    let beyond = run.failed_beyond_sources();
+    let result = run.finish();
+    if let Err(e) = &result {
+        tracing::warn!("{e}");
+    }
+    Ok(RunOutcome {
+        failed_sources,
+        failure: beyond
+            .then(|| result.err().map(|e| e.to_string()))
+            .flatten(),
+    })
 }
 
 /// Why the daemon runs a sync; given to the sync closure.
@@ -167,6 +185,8 @@ pub enum Reason {
     },
     /// Only notifications asked for this run (see [`RunRequest::sources`]).
     Notified,
+    /// Sources that failed are tried again after their backoff (this run is for them only).
+    SourceRetry,
 }
 
 /// What the daemon asks the sync engine to do.
@@ -174,8 +194,29 @@ pub enum Reason {
 pub struct RunRequest {
     /// Why this run happens.
     pub reason: Reason,
-    /// Sources a notification named: pull them even when [`source_due`] says they are not due.
+    /// Sources a notification named, or failed sources whose backoff ended: pull them even when
+    /// their own frequency says they are not due (a run for them only, unless scheduled).
     pub sources: BTreeSet<String>,
+    /// Sources backing off after they failed: left out of this run.
+    pub skip: BTreeSet<String>,
+}
+
+/// How one run went, for the loop's next decisions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunOutcome {
+    /// Sources that failed: each backs off on its own, the others keep their schedule.
+    pub failed_sources: BTreeSet<String>,
+    /// Why the run failed beyond its sources (Exist, the state): the whole loop backs off.
+    pub failure: Option<String>,
+}
+
+impl<E: fmt::Display> From<std::result::Result<(), E>> for RunOutcome {
+    fn from(result: std::result::Result<(), E>) -> Self {
+        Self {
+            failed_sources: BTreeSet::new(),
+            failure: result.err().map(|e| e.to_string()),
+        }
+    }
 }
 
 /// What the daemon has done and will do next, for `status` and logs.
@@ -319,11 +360,11 @@ impl Daemon {
     ///
     /// `sync` is called for each run; an `Err` is logged (with its `Display`, so it must not
     /// contain secrets) and retried with backoff. Errors only come from starting the scheduler.
-    pub async fn run<F, Fut, E>(self, sync: F, shutdown: impl Future<Output = ()>) -> Result<()>
+    pub async fn run<F, Fut, R>(self, sync: F, shutdown: impl Future<Output = ()>) -> Result<()>
     where
         F: FnMut(RunRequest) -> Fut,
-        Fut: Future<Output = Result<(), E>>,
-        E: fmt::Display,
+        Fut: Future<Output = R>,
+        R: Into<RunOutcome>,
     {
         let mut scheduler = start_ticks(&self.plan.to_cron6(), self.trigger()).await?;
         tracing::info!(schedule = %self.plan, "daemon started");
@@ -336,11 +377,11 @@ impl Daemon {
     }
 
     /// The single sync loop, without the cron scheduler (tests drive it with [`Trigger::tick`]).
-    async fn run_loop<F, Fut, E>(self, mut sync: F, shutdown: impl Future<Output = ()>)
+    async fn run_loop<F, Fut, R>(self, mut sync: F, shutdown: impl Future<Output = ()>)
     where
         F: FnMut(RunRequest) -> Fut,
-        Fut: Future<Output = Result<(), E>>,
-        E: fmt::Display,
+        Fut: Future<Output = R>,
+        R: Into<RunOutcome>,
     {
         tokio::pin!(shutdown);
         let mut watchdog = tokio::time::interval(self.watchdog_every);
@@ -355,6 +396,7 @@ impl Daemon {
                 // The first tick is immediate: the start-up catch-up.
                 _ = watchdog.tick() => Event::Watchdog,
                 () = sleep_until(state.retry_at), if state.retry_at.is_some() => Event::RetryDue,
+                () = sleep_until(state.source_retry_at()), if state.source_retry_at().is_some() => Event::SourceRetryDue,
             };
             let Some(request) = state.decide(&self.plan, event, Utc::now()) else {
                 continue;
@@ -369,7 +411,7 @@ impl Daemon {
     }
 
     /// Runs one sync to completion and records it; true when shutdown was asked for meanwhile.
-    async fn run_once<F, Fut, E>(
+    async fn run_once<F, Fut, R>(
         &self,
         sync: &mut F,
         request: RunRequest,
@@ -378,18 +420,21 @@ impl Daemon {
     ) -> bool
     where
         F: FnMut(RunRequest) -> Fut,
-        Fut: Future<Output = Result<(), E>>,
-        E: fmt::Display,
+        Fut: Future<Output = R>,
+        R: Into<RunOutcome>,
     {
         let started = Utc::now();
         self.status.send_modify(|s| s.running = true);
         tracing::info!(reason = ?request.reason, sources = ?request.sources, "sync starting");
-        let full = request.reason != Reason::Notified;
-        let (result, stopping) = finish_despite_shutdown(sync(request), shutdown).await;
-        let message = result.err().map(|e| e.to_string());
-        let retry_in = self.backoff_delay(state.failures);
-        state.record(full, started, message.is_none(), retry_in);
-        self.publish(state, started, full, message);
+        let full = request.is_full();
+        let (outcome, stopping) = finish_despite_shutdown(sync(request.clone()), shutdown).await;
+        let outcome: RunOutcome = outcome.into();
+        let backoff = |failures| self.backoff_delay(failures);
+        state.record(&request, started, &outcome, backoff);
+        for source in &outcome.failed_sources {
+            tracing::warn!(source = %source, "the source failed; it backs off on its own while the others keep their schedule");
+        }
+        self.publish(state, started, full, outcome.failure);
         stopping
     }
 
@@ -446,6 +491,22 @@ enum Event {
     Request(Pending),
     Watchdog,
     RetryDue,
+    SourceRetryDue,
+}
+
+/// A source that failed: how often in a row, and when it is tried again.
+#[derive(Debug, Clone, Copy)]
+struct SourceBackoff {
+    failures: u32,
+    retry_at: Instant,
+}
+
+impl RunRequest {
+    /// Whether this is a run of every source (not one for named sources only), which the
+    /// schedule counts as its run.
+    pub fn is_full(&self) -> bool {
+        !matches!(self.reason, Reason::Notified | Reason::SourceRetry)
+    }
 }
 
 /// The loop's memory between runs.
@@ -458,6 +519,8 @@ struct LoopState {
     retry_at: Option<Instant>,
     /// Requests that arrived while backing off, folded into the retry.
     deferred: Pending,
+    /// Sources that failed, each backing off on its own.
+    sources: std::collections::BTreeMap<String, SourceBackoff>,
 }
 
 impl LoopState {
@@ -467,7 +530,22 @@ impl LoopState {
             failures: 0,
             retry_at: None,
             deferred: Pending::default(),
+            sources: std::collections::BTreeMap::new(),
         }
+    }
+
+    /// When the first failed source is due to be tried again.
+    fn source_retry_at(&self) -> Option<Instant> {
+        self.sources.values().map(|b| b.retry_at).min()
+    }
+
+    /// The sources still backing off at `now`.
+    fn backing_off(&self, now: Instant) -> BTreeSet<String> {
+        self.sources
+            .iter()
+            .filter(|(_, b)| b.retry_at > now)
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 
     /// The run this event calls for, if any.
@@ -480,15 +558,17 @@ impl LoopState {
                     self.deferred.merge(pending);
                     None
                 }
-                Event::Watchdog => None,
+                Event::Watchdog | Event::SourceRetryDue => None,
                 Event::RetryDue => Some(RunRequest {
                     reason: Reason::Retry {
                         attempt: self.failures,
                     },
                     sources: std::mem::take(&mut self.deferred).sources,
+                    skip: self.backing_off(Instant::now()),
                 }),
             };
         }
+        let skip = self.backing_off(Instant::now());
         let request = match event {
             Event::Request(pending) => {
                 let scheduled = pending.tick && plan.missed(self.last_run, now);
@@ -502,28 +582,72 @@ impl LoopState {
                         Reason::Notified
                     },
                     sources: pending.sources,
+                    skip,
                 }
             }
             Event::Watchdog if plan.missed(self.last_run, now) => RunRequest {
                 reason: Reason::CatchUp,
                 sources: BTreeSet::new(),
+                skip,
             },
+            Event::SourceRetryDue => {
+                let due: BTreeSet<String> = self
+                    .sources
+                    .keys()
+                    .filter(|name| !skip.contains(*name))
+                    .cloned()
+                    .collect();
+                if due.is_empty() {
+                    return None;
+                }
+                RunRequest {
+                    reason: Reason::SourceRetry,
+                    sources: due,
+                    skip,
+                }
+            }
             Event::Watchdog | Event::RetryDue => return None,
         };
         Some(request)
     }
 
-    /// Remembers a finished run.
-    fn record(&mut self, full: bool, started: DateTime<Utc>, ok: bool, retry_in: Duration) {
-        if full {
+    /// Remembers a finished run: its own failure backs the loop off; each failed source backs
+    /// off on its own, and a source that worked again is forgiven.
+    fn record(
+        &mut self,
+        request: &RunRequest,
+        started: DateTime<Utc>,
+        outcome: &RunOutcome,
+        backoff: impl Fn(u32) -> Duration,
+    ) {
+        if request.is_full() {
             self.last_run = Some(started);
         }
-        if ok {
+        if outcome.failure.is_none() {
             self.failures = 0;
             self.retry_at = None;
         } else {
+            self.retry_at = Some(Instant::now() + backoff(self.failures));
             self.failures = self.failures.saturating_add(1);
-            self.retry_at = Some(Instant::now() + retry_in);
+        }
+        let tried = |name: &String| {
+            if request.is_full() {
+                !request.skip.contains(name)
+            } else {
+                request.sources.contains(name)
+            }
+        };
+        self.sources
+            .retain(|name, _| !tried(name) || outcome.failed_sources.contains(name));
+        for name in &outcome.failed_sources {
+            let failures = self.sources.get(name).map_or(0, |b| b.failures);
+            self.sources.insert(
+                name.clone(),
+                SourceBackoff {
+                    failures: failures.saturating_add(1),
+                    retry_at: Instant::now() + backoff(failures),
+                },
+            );
         }
     }
 }

@@ -1423,3 +1423,80 @@ fn wall_clock_times_in_zones_with_second_offsets_survive_the_store() {
     let time = records[0].time;
     assert_eq!(decode_time(&encode_time(&time)), Some(time));
 }
+
+// ---------------------------------------------------------------------------------------------
+// The outbox decision table, without SQLite
+// ---------------------------------------------------------------------------------------------
+
+use exist_agent::sync::reconcile::{decide, DayValue, Held, Op};
+
+fn small_value() -> impl Strategy<Value = Option<Value>> {
+    option::of((0i64..4).prop_map(Value::Int))
+}
+
+fn held_values() -> impl Strategy<Value = Held> {
+    (small_value(), small_value(), small_value()).prop_map(|(acknowledged, pending, rejected)| {
+        Held {
+            acknowledged,
+            pending,
+            rejected,
+        }
+    })
+}
+
+fn aggregates() -> impl Strategy<Value = Aggregate> {
+    select(vec![
+        Aggregate::Sum,
+        Aggregate::Count,
+        Aggregate::Max,
+        Aggregate::Min,
+        Aggregate::Mean,
+        Aggregate::Last,
+    ])
+}
+
+/// The state after the op is applied, as the store would hold it.
+fn after(held: &Held, op: &Option<Op>) -> Held {
+    let mut next = held.clone();
+    match op {
+        Some(Op::Enqueue { new, .. }) => next.pending = Some(new.clone()),
+        Some(Op::Unqueue { .. }) => next.pending = None,
+        Some(Op::Reject { value, .. }) => {
+            next.rejected = Some(value.clone());
+            next.pending = None;
+        }
+        None => {}
+    }
+    next
+}
+
+proptest! {
+    /// Whatever the state, a value equal to what Exist acknowledged is never sent again, a
+    /// refused value is never re-queued unchanged, and deciding again on the state the first
+    /// decision left changes nothing more (the engine is idempotent run after run).
+    #[test]
+    fn the_outbox_decision_table_is_safe_and_idempotent(
+        value in small_value(),
+        had_records in any::<bool>(),
+        aggregate in aggregates(),
+        held in held_values(),
+    ) {
+        let day: Day = "2026-11-20".parse().unwrap();
+        let computed = DayValue { attribute: 0, day, value: value.clone(), had_records };
+        let op = decide(computed.clone(), aggregate, ValueType::Integer, &held);
+        if let Some(Op::Enqueue { new, .. }) = &op {
+            prop_assert_ne!(held.acknowledged.as_ref(), Some(new), "an acknowledged value is not sent again");
+            prop_assert_ne!(held.rejected.as_ref(), Some(new), "a refused value stays aside");
+        }
+        if value.is_none() && had_records {
+            prop_assert!(op.is_none(), "records without the measure say nothing: {op:?}");
+        }
+        let next = after(&held, &op);
+        let again = decide(computed, aggregate, ValueType::Integer, &next);
+        let settled = match &again {
+            None | Some(Op::Enqueue { queued: true, .. }) | Some(Op::Reject { already: true, .. }) => true,
+            Some(_) => false,
+        };
+        prop_assert!(settled, "a second decision on {next:?} still changes something: {again:?}");
+    }
+}

@@ -4,7 +4,7 @@
 use clap::Args;
 
 use crate::context::{run_lock, runtime, Context, Session};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::exist::types::Day;
 use crate::sync::{self, Mode, SyncOptions};
 
@@ -39,21 +39,17 @@ pub fn run(ctx: &Context, args: &BackfillArgs) -> Result<()> {
     };
     let _lock = run_lock(&config.state_dir())?;
     let mut session = Session::open(&config)?;
-    let outcome = runtime()?.block_on(sync::sync(
+    let run = runtime()?.block_on(sync::sync(
         &config,
         &mut session.store,
         &session.client,
         &options,
-    ))?;
-    let paused = outcome
-        .failure
-        .as_ref()
-        .is_some_and(|e| e.kind() == ErrorKind::Temporary);
-    if paused && outcome.report.send.remaining > 0 {
+    ));
+    if run.paused_by_rate_limit() {
         eprintln!(
             "backfill paused with {} value(s) pending: what was pulled is kept; run the same command again after the hour ends to continue",
-            outcome.report.send.remaining
+            run.report.send.remaining
         );
     }
-    outcome.finish()
+    run.finish()
 }

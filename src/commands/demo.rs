@@ -504,20 +504,16 @@ async fn play_browser(url: tokio::sync::oneshot::Receiver<String>) -> Result<Url
 async fn sync_once(config: &Config) -> Result<SyncReport> {
     let _lock = run_lock(&config.state_dir())?;
     let mut session = Session::open(config)?;
-    let outcome = sync::sync(
+    let run = sync::sync(
         config,
         &mut session.store,
         &session.client,
         &SyncOptions::default(),
     )
-    .await?;
-    if let Some(e) = outcome.failure {
-        return Err(e);
-    }
-    if !outcome.report.problems.is_empty() {
-        return Err(Error::failed(outcome.report.problems.join("; ")));
-    }
-    Ok(outcome.report)
+    .await;
+    let report = run.report.clone();
+    run.finish()?;
+    Ok(report)
 }
 
 fn print_sync(title: &str, config: &Config, report: &SyncReport) {

@@ -4,7 +4,6 @@ use clap::Args;
 
 use crate::context::{run_lock, runtime, token_store, Context, Session};
 use crate::error::Result;
-use crate::sync;
 
 /// Options of `logout`.
 #[derive(Debug, Clone, Args)]
@@ -23,9 +22,7 @@ pub fn run(ctx: &Context, args: &LogoutArgs) -> Result<()> {
         let owned = session.store.read().owned_attributes()?;
         if !owned.is_empty() {
             let names = owned.iter().map(|a| a.name.clone()).collect();
-            let outcome = runtime()?.block_on(session.client.release(names));
-            sync::outbox::count_requests(&mut session.store, &session.client)?;
-            let outcome = outcome?;
+            let outcome = runtime()?.block_on(session.client.release(names))?;
             for f in &outcome.failed {
                 eprintln!("could not release {}: {}: {}", f.item.name, f.code, f.error);
             }

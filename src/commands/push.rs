@@ -11,6 +11,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::exist::types::{Day, Value, ValueType};
 use crate::store::{OwnedAttribute, Store};
 use crate::sync;
+use crate::sync::attributes::Standing;
 
 /// Options of `push`.
 #[derive(Debug, Clone, Args)]
@@ -61,8 +62,6 @@ pub fn run(ctx: &Context, args: &PushArgs) -> Result<()> {
     let rt = runtime()?;
     let pushed = push_value(&config, args, &rt, &mut session, stored);
     drop(lock);
-    // Every request counts toward the hour, whether or not the push went through.
-    sync::outbox::count_requests(&mut session.store, &session.client)?;
     pushed
 }
 
@@ -113,29 +112,30 @@ fn push_value(
     session: &mut Session,
     stored: Option<(crate::exist::types::AttributeName, Day, Value)>,
 ) -> Result<()> {
-    let ownership = rt.block_on(sync::attributes::ensure_owned(
+    let resolved = rt.block_on(sync::attributes::ensure_owned(
         config,
         &mut session.store,
         &session.client,
     ))?;
-    let owned = config
-        .attributes
+    let attribute = resolved
         .iter()
-        .filter_map(|a| ownership.get(a).map(|o| (a, o)))
-        .find(|(a, o)| a.display_name() == args.name || o.name.as_str() == args.name)
-        .map(|(_, o)| o.clone())
-        .ok_or_else(|| {
-            let problem = ownership
-                .problems
-                .iter()
-                .map(|p| p.message.clone())
-                .collect::<Vec<_>>()
-                .join("; ");
-            Error::failed(format!(
-                "{} is not owned by this agent: {problem}",
+        .find(|r| r.is_called(&args.name))
+        .ok_or_else(|| Error::usage(format!("no configured attribute is called {}", args.name)))?;
+    let owned = match &attribute.standing {
+        Standing::Owned(name) => OwnedAttribute {
+            key: attribute.key.to_string(),
+            name: name.clone(),
+            group: attribute.config.group(),
+            value_type: attribute.value_type,
+        },
+        Standing::Refused(p) => return Err(Error::failed(p.message.clone())),
+        Standing::WillAcquire | Standing::WillCreate => {
+            return Err(Error::temporary(format!(
+                "{} could not be acquired this run",
                 args.name
-            ))
-        })?;
+            )))
+        }
+    };
     let value = parse_value(&args.value, owned.value_type)?;
     let day = match args.date {
         Some(d) => d,

@@ -33,7 +33,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<()> {
         } else {
             Mode::Incremental
         },
-        dry_run: args.dry_run,
+        plan_only: args.dry_run,
         ..SyncOptions::default()
     };
     let _lock = run_lock(&config.state_dir())?;
@@ -47,39 +47,53 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<()> {
             &mut session.store,
             &session.client,
             &options,
-        ))?
+        ))
         .finish()
 }
 
-/// Runs the sync on a copy of the state and prints what would be sent.
+/// Plans the sync on a copy of the state (a pull stores what it pulls), and prints what the
+/// real run would send: nothing is acquired, created, sent or stored.
 fn dry_run(session: &mut Session, options: &SyncOptions) -> Result<()> {
     let scratch = tempfile::tempdir()
         .map_err(|e| Error::caused(ErrorKind::Temporary, "cannot create a scratch directory", e))?;
     let mut copy = session
         .store
-        .snapshot_to(&scratch.path().join(crate::store::DB_FILE))?;
-    let outcome = runtime()?.block_on(sync::sync(
+        .copy_to(&scratch.path().join(crate::store::DB_FILE))?;
+    let run = runtime()?.block_on(sync::sync(
         &session.config,
         &mut copy,
         &session.client,
         options,
     ));
-    // The copy is thrown away; the requests the run made count in the real state.
-    sync::outbox::count_requests(&mut session.store, &session.client)?;
-    let outcome = outcome?;
-    let pending = copy.read().pending()?;
-    if pending.is_empty() {
+    let changes = &run.report.changes;
+    if changes.is_empty() {
         println!("nothing to send");
     }
-    for p in &pending {
-        let old = copy.read().ledger_value(&p.attribute, p.day)?;
-        let old = old.map_or_else(|| "(none)".to_owned(), |v| v.to_string());
-        println!("{} {} {} -> {}", p.attribute, p.day, old, p.value);
+    for c in changes {
+        let old = c
+            .old
+            .as_ref()
+            .map_or_else(|| "(none)".to_owned(), ToString::to_string);
+        let standing = c.standing.map(|s| format!(" ({s})")).unwrap_or_default();
+        println!("{} {} {} -> {}{standing}", c.attribute, c.day, old, c.new);
     }
+    let to_acquire: std::collections::BTreeSet<&str> = changes
+        .iter()
+        .filter(|c| c.standing.is_some())
+        .map(|c| c.attribute.as_str())
+        .collect();
+    let owning = if to_acquire.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", after acquiring or creating {} attribute(s)",
+            to_acquire.len()
+        )
+    };
     println!(
-        "dry run: {} value(s) would be sent in {} update call(s); nothing was sent or stored",
-        pending.len(),
-        pending.len().div_ceil(crate::exist::types::MAX_BATCH)
+        "dry run: {} value(s) would be sent in {} update call(s){owning}; nothing was sent or stored",
+        changes.len(),
+        changes.len().div_ceil(crate::exist::types::MAX_BATCH)
     );
-    outcome.failure.map_or(Ok(()), Err)
+    run.finish()
 }

@@ -14,7 +14,7 @@ use crate::context::{token_store, Context};
 use crate::error::Result;
 use crate::exist::tokens::TokenStore;
 use crate::store::Store;
-use crate::sync::outbox::HOURLY_LIMIT;
+use crate::store::HOURLY_LIMIT;
 
 /// Options of `status`.
 #[derive(Debug, Clone, Args)]
@@ -62,6 +62,8 @@ pub struct StatusReport {
     pub pending: Vec<ValueStatus>,
     /// Values Exist or a local check refused.
     pub rejected: Vec<RejectedStatus>,
+    /// Records the sources' last pulls skipped, with why.
+    pub skipped: Vec<SkippedStatus>,
     /// Requests made to Exist in this UTC hour.
     pub requests_this_hour: u32,
     /// The hour's limit.
@@ -113,6 +115,19 @@ pub struct SourceStatus {
     pub records: u64,
     /// Why the last pull failed.
     pub last_error: Option<String>,
+    /// The source asked to be left alone until then (`Retry-After`).
+    pub waiting_until: Option<String>,
+}
+
+/// A record a source's last pull skipped.
+#[derive(Debug, Serialize)]
+pub struct SkippedStatus {
+    /// The source.
+    pub source: String,
+    /// Where the record is.
+    pub location: String,
+    /// Why it was skipped.
+    pub reason: String,
 }
 
 /// A pending value.
@@ -176,14 +191,12 @@ pub fn collect(config: &Config, store: &Store, tokens: &TokenStore) -> Result<St
             kind: source.kind.name().to_owned(),
             last_pull: cursor.last_pull_at.map(|t| t.to_rfc3339()),
             updated_since: cursor.updated_since.map(|t| t.to_rfc3339()),
-            records: match &source.kind {
+            records: match source.kind.pull_mode() {
                 // A source read whole keeps no records, only how many it had.
-                crate::config::SourceKind::File(_) | crate::config::SourceKind::Command(_) => read
-                    .meta(&crate::sync::snapshot_size_key(&source.name))?
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(0),
-                crate::config::SourceKind::Http(_) => read.record_count(&source.name)?,
+                crate::config::PullMode::Whole => read.whole_source_records(&source.name)?,
+                crate::config::PullMode::Incremental => read.record_count(&source.name)?,
             },
+            waiting_until: cursor.retry_at.map(|t| t.to_rfc3339()),
             last_error: cursor.last_error,
         });
     }
@@ -216,12 +229,21 @@ pub fn collect(config: &Config, store: &Store, tokens: &TokenStore) -> Result<St
             .rejected()?
             .into_iter()
             .map(|r| RejectedStatus {
-                attribute: r.attribute,
-                day: r.day,
-                value: r.value,
+                attribute: r.attribute.to_string(),
+                day: r.day.to_string(),
+                value: serde_json::to_string(&r.value).unwrap_or_default(),
                 error_code: r.error_code,
                 error: r.error,
                 at: r.rejected_at,
+            })
+            .collect(),
+        skipped: read
+            .skipped()?
+            .into_iter()
+            .map(|s| SkippedStatus {
+                source: s.source,
+                location: s.location,
+                reason: s.reason,
             })
             .collect(),
         requests_this_hour: budget.requests,
@@ -285,6 +307,12 @@ impl StatusReport {
             if let Some(e) = &s.last_error {
                 let _ = writeln!(out, "            last error: {e}");
             }
+            if let Some(until) = &s.waiting_until {
+                let _ = writeln!(
+                    out,
+                    "            waiting until {until}, as the source asked"
+                );
+            }
         }
         let _ = writeln!(out, "pending:    {} value(s)", self.pending.len());
         for p in self.pending.iter().take(20) {
@@ -301,6 +329,16 @@ impl StatusReport {
                 "            {} {} = {}: {}: {}",
                 r.attribute, r.day, r.value, r.error_code, r.error
             );
+        }
+        if !self.skipped.is_empty() {
+            let _ = writeln!(
+                out,
+                "skipped:    {} record(s) in the last pulls",
+                self.skipped.len()
+            );
+            for s in self.skipped.iter().take(20) {
+                let _ = writeln!(out, "            {} {}: {}", s.source, s.location, s.reason);
+            }
         }
         let limited = if self.rate_limited {
             " (Exist said 429: writing resumes next hour)"

@@ -142,7 +142,35 @@ pub enum SourceKind {
     Command(CommandSourceConfig),
 }
 
+/// How a kind of source is pulled: the one place that decides it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullMode {
+    /// Read whole every run (a file, a command's output): its records are not stored, and what
+    /// it holds now is the truth for its days.
+    Whole,
+    /// Pulled incrementally (`updated_since`): records are stored by id, and the days whose
+    /// records changed are recomputed from the store.
+    Incremental,
+}
+
 impl SourceKind {
+    /// How this kind is pulled.
+    pub fn pull_mode(&self) -> PullMode {
+        match self {
+            Self::Http(_) => PullMode::Incremental,
+            Self::File(_) | Self::Command(_) => PullMode::Whole,
+        }
+    }
+
+    /// Whether records of this kind name an id field, so that a version replaces an older one.
+    pub fn id_field(&self) -> Option<&str> {
+        match self {
+            Self::Http(h) => Some(&h.id_field),
+            Self::File(f) => f.id_field.as_deref(),
+            Self::Command(c) => c.id_field.as_deref(),
+        }
+    }
+
     /// The kind's name as written in the file.
     pub fn name(&self) -> &'static str {
         match self {

@@ -2,7 +2,7 @@
 //! item by item (200 and 202 alike), 401 answered by one refresh, 429 surfaced at once, and 5xx
 //! and network errors retried with a bounded backoff, except where a retry could count twice.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,6 +66,77 @@ impl Classify for ExistError {
             Self::Auth(a) => a.fix(),
             _ => None,
         }
+    }
+}
+
+/// Where the client counts its requests against Exist's hourly limit (300 per token): asked
+/// before every request, so that no caller has to remember to count.
+pub trait RequestBudget: Send + Sync {
+    /// One more request is about to go out; refused when the hour's budget is spent.
+    fn spend(&self) -> Result<(), BudgetRefusal>;
+    /// Exist answered 429: nothing more until the hour ends.
+    fn exhausted(&self);
+}
+
+/// Why the budget refused a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BudgetRefusal {
+    /// The hour's requests are spent (counted here, or Exist said 429).
+    Spent,
+    /// The count could not be kept (e.g. the disk is full): nothing is sent uncounted.
+    Unavailable(String),
+}
+
+/// Exist's code for an item it refused. Codes this client does not know are kept as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemErrorCode {
+    /// A required field is missing.
+    MissingField,
+    /// The value or the item is not valid.
+    Validation,
+    /// The attribute belongs to another service.
+    Unauthorised,
+    /// No such attribute or template.
+    NotFound,
+    /// The token lacks the group's write scope.
+    NotAllowed,
+    /// The attribute (label or template) exists already.
+    Exists,
+    /// Any other code.
+    Other(String),
+}
+
+impl ItemErrorCode {
+    /// The code as Exist writes it.
+    pub fn parse(code: &str) -> Self {
+        match code {
+            "missing_field" => Self::MissingField,
+            "validation" => Self::Validation,
+            "unauthorised" | "unauthorized" => Self::Unauthorised,
+            "not_found" => Self::NotFound,
+            "not_allowed" => Self::NotAllowed,
+            "exists" | "already_exists" => Self::Exists,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+
+    /// The code as Exist writes it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::MissingField => "missing_field",
+            Self::Validation => "validation",
+            Self::Unauthorised => "unauthorised",
+            Self::NotFound => "not_found",
+            Self::NotAllowed => "not_allowed",
+            Self::Exists => "exists",
+            Self::Other(code) => code,
+        }
+    }
+}
+
+impl fmt::Display for ItemErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -221,19 +292,34 @@ impl WriteItem for CreateItem {
 pub struct ItemFailure<T> {
     /// The item.
     pub item: T,
-    /// Exist's code: `unauthorised`, `validation`, `not_found`, ... (unknown codes are kept as is).
-    pub code: String,
+    /// Exist's code.
+    pub code: ItemErrorCode,
     /// Exist's words.
     pub error: String,
+}
+
+impl<T> ItemFailure<T> {
+    /// Whether Exist says another service owns the attribute: by its documented code, or by its
+    /// documented words ("does not belong to this service") whatever the code, since Exist
+    /// documents the code for `release` only.
+    pub fn is_not_owner(&self) -> bool {
+        self.code == ItemErrorCode::Unauthorised || {
+            let words = self.error.to_ascii_lowercase();
+            words.contains("does not belong to") || words.contains("not owned by")
+        }
+    }
 }
 
 /// The per-item result of write calls.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WriteOutcome<T> {
-    /// Items Exist accepted, with the object it returned for each (if it returned one).
+    /// Items Exist listed under `success`, with the object it returned for each.
     pub succeeded: Vec<(T, Option<serde_json::Value>)>,
-    /// Items Exist refused.
+    /// Items Exist listed under `failed`.
     pub failed: Vec<ItemFailure<T>>,
+    /// Items the reply does not clearly account for (neither listed as a success, nor matched to
+    /// a failure): never taken as acknowledged; the caller keeps them for another try.
+    pub unaccounted: Vec<T>,
 }
 
 impl<T> Default for WriteOutcome<T> {
@@ -241,6 +327,7 @@ impl<T> Default for WriteOutcome<T> {
         Self {
             succeeded: Vec::new(),
             failed: Vec::new(),
+            unaccounted: Vec::new(),
         }
     }
 }
@@ -272,8 +359,9 @@ pub struct OwnedInfo {
     pub label: String,
 }
 
+/// One page of a paged list.
 #[derive(Deserialize)]
-struct Page<T> {
+struct ListPage<T> {
     next: Option<String>,
     results: Vec<T>,
 }
@@ -283,13 +371,14 @@ pub struct ExistClient {
     http: reqwest::Client,
     api: Url,
     auth: Arc<Auth>,
+    budget: Arc<dyn RequestBudget>,
     retry: RetryPolicy,
-    requests: AtomicU32,
 }
 
 impl ExistClient {
-    /// A client for the API under `base_url` (`{base_url}/api/2/`).
-    pub fn new(base_url: &Url, auth: Arc<Auth>) -> Self {
+    /// A client for the API under `base_url` (`{base_url}/api/2/`), counting every request in
+    /// `budget`.
+    pub fn new(base_url: &Url, auth: Arc<Auth>, budget: Arc<dyn RequestBudget>) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .connect_timeout(Duration::from_secs(15))
@@ -302,8 +391,8 @@ impl ExistClient {
                 .join("api/2/")
                 .expect("a base URL joins a relative path"),
             auth,
+            budget,
             retry: RetryPolicy::default(),
-            requests: AtomicU32::new(0),
         }
     }
 
@@ -311,11 +400,6 @@ impl ExistClient {
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
         self
-    }
-
-    /// Requests sent to the API since the last call of this method (for the hour's budget).
-    pub fn take_request_count(&self) -> u32 {
-        self.requests.swap(0, Ordering::Relaxed)
     }
 
     /// The user's profile.
@@ -328,7 +412,7 @@ impl ExistClient {
         let mut out = Vec::new();
         let mut path = "attributes/owned/?limit=100".to_owned();
         loop {
-            let page: Page<OwnedInfo> = self.get_json(&path).await?;
+            let page: ListPage<OwnedInfo> = self.get_json(&path).await?;
             out.extend(page.results);
             let Some(next) = page.next else { break };
             // `next` is absolute; keep only what follows the API root.
@@ -456,7 +540,18 @@ impl ExistClient {
             if let Some(body) = body {
                 request = request.json(body);
             }
-            self.requests.fetch_add(1, Ordering::Relaxed);
+            match self.budget.spend() {
+                Ok(()) => {}
+                Err(BudgetRefusal::Spent) => return Err(ExistError::RateLimited),
+                Err(BudgetRefusal::Unavailable(detail)) => {
+                    return Err(ExistError::Unavailable {
+                        endpoint: endpoint.to_owned(),
+                        detail: format!(
+                            "the hour's request count cannot be kept ({detail}); nothing was sent"
+                        ),
+                    })
+                }
+            }
             let failure = match request.send().await {
                 Ok(response) => match response.status() {
                     s if s.is_success() => {
@@ -477,7 +572,10 @@ impl ExistClient {
                     StatusCode::UNAUTHORIZED => {
                         return Err(AuthError::Refused("HTTP 401 after a refresh".into()).into());
                     }
-                    StatusCode::TOO_MANY_REQUESTS => return Err(ExistError::RateLimited),
+                    StatusCode::TOO_MANY_REQUESTS => {
+                        self.budget.exhausted();
+                        return Err(ExistError::RateLimited);
+                    }
                     s if s.is_server_error() => format!("HTTP {s}"),
                     s => {
                         let text = response.text().await.unwrap_or_default();
@@ -517,36 +615,46 @@ impl ExistClient {
     }
 }
 
-/// Splits a batch into accepted and refused items: an item is refused only when Exist lists it
-/// under `failed` (a 202, and sometimes a 200); everything else in the batch was accepted.
+/// Splits a batch by Exist's reply: an item is a success only when `success` lists it, a
+/// failure when a `failed` entry matches it; anything else is unaccounted, never acknowledged.
+/// A `failed` entry that matches no item (its `name` or `date` missing or altered) makes every
+/// item not listed as a success unaccounted too, since it may be about any of them.
 fn merge_reply<T: WriteItem>(batch: Batch<T>, reply: WriteReply, outcome: &mut WriteOutcome<T>) {
-    let mut failures: Vec<(String, String, String)> = reply
+    let mut failures: Vec<(Option<String>, ItemErrorCode, String)> = reply
         .failed
         .iter()
         .map(|f| {
             (
-                T::key_of(f).unwrap_or_default(),
-                str_field(f, "error_code").unwrap_or("unknown").to_owned(),
+                T::key_of(f),
+                ItemErrorCode::parse(str_field(f, "error_code").unwrap_or("unknown")),
                 str_field(f, "error")
                     .unwrap_or("no reason given")
                     .to_owned(),
             )
         })
         .collect();
+    let mut successes: Vec<(Option<String>, &serde_json::Value)> =
+        reply.success.iter().map(|s| (T::key_of(s), s)).collect();
+    let mut rest = Vec::new();
     for item in batch.into_items() {
-        let key = item.key();
+        let key = Some(item.key());
         if let Some(pos) = failures.iter().position(|(k, _, _)| *k == key) {
             let (_, code, error) = failures.swap_remove(pos);
             outcome.failed.push(ItemFailure { item, code, error });
+        } else if let Some(pos) = successes.iter().position(|(k, _)| *k == key) {
+            let (_, object) = successes.swap_remove(pos);
+            outcome.succeeded.push((item, Some(object.clone())));
         } else {
-            let object = reply
-                .success
-                .iter()
-                .find(|s| T::key_of(s).as_deref() == Some(key.as_str()))
-                .cloned();
-            outcome.succeeded.push((item, object));
+            rest.push(item);
         }
     }
+    if !failures.is_empty() {
+        tracing::warn!(
+            unmatched = failures.len(),
+            "Exist's reply lists failures that match no item sent; the items it does not list as successes stay pending"
+        );
+    }
+    outcome.unaccounted.extend(rest);
 }
 
 #[cfg(test)]
@@ -578,13 +686,12 @@ mod tests {
         .unwrap();
         let mut outcome = WriteOutcome::default();
         merge_reply(batch, reply, &mut outcome);
-        assert_eq!(
-            outcome.succeeded.len(),
-            2,
-            "not listed as failed means accepted"
-        );
+        // Only what `success` lists is acknowledged (audit F4: an item the reply does not account
+        // for was once taken as accepted, and so never sent again).
+        assert_eq!(outcome.succeeded.len(), 1);
+        assert_eq!(outcome.unaccounted.len(), 1, "not listed as a success");
         assert_eq!(outcome.failed.len(), 1);
-        assert_eq!(outcome.failed[0].code, "validation");
+        assert_eq!(outcome.failed[0].code, ItemErrorCode::Validation);
         assert_eq!(outcome.failed[0].item.name.as_str(), "mood");
     }
 

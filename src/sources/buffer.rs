@@ -9,7 +9,7 @@ use std::io::BufRead;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
-use super::record::{Malformed, Record, RecordParser, Rejected};
+use super::record::{line_location, Malformed, Record, RecordParser, Unparsed};
 use super::{emit, Sink, SourceError};
 use crate::config::RecordFormat;
 
@@ -109,19 +109,13 @@ struct Batcher<'a> {
 
 impl Batcher<'_> {
     /// Adds one parse result; false when the receiver is gone.
-    fn push(&mut self, line: u64, result: Result<Record, Rejected>) -> bool {
+    fn push(&mut self, result: Result<Record, Unparsed>) -> bool {
         match result {
             Ok(record) => {
                 self.chunk.push(record);
                 self.chunk.len() < CHUNK || self.flush()
             }
-            Err(Rejected { id, reason }) => {
-                let location = match id {
-                    Some(id) => format!("line {line} (id {id})"),
-                    None => format!("line {line}"),
-                };
-                self.malformed(location, reason)
-            }
+            Err(Unparsed { location, reason }) => self.malformed(location, reason),
         }
     }
 
@@ -175,7 +169,7 @@ fn parse_json_lines(
             continue;
         }
         let going = match serde_json::from_slice::<Map<String, Value>>(content) {
-            Ok(fields) => batch.push(line, parser.parse(fields)),
+            Ok(fields) => batch.push(parser.parse(fields, |id| line_location(line, id))),
             Err(e) => batch.malformed(format!("line {line}"), json_problem(&e)),
         };
         if !going {
@@ -227,7 +221,9 @@ fn parse_csv(
             Ok(true) => {
                 let line = row.position().map_or(0, |p| line_of(bytes, p));
                 if row.len() == headers.len() {
-                    batch.push(line, parser.parse(parser.csv_fields(&headers, &row)))
+                    batch.push(parser.parse(parser.csv_fields(&headers, &row), |id| {
+                        line_location(line, id)
+                    }))
                 } else {
                     let reason = format!(
                         "{} fields where the header row has {}",

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use super::link::next_link;
-use super::record::{Malformed, RecordParser, Rejected};
+use super::record::{Malformed, RecordParser, Unparsed};
 use super::{emit, excerpt, PullEvent, PullPlan, PullSummary, Sink, Source, SourceError};
 use crate::config::{HttpAuth, HttpSourceConfig, SourceConfig};
 use crate::error::error_chain;
@@ -24,6 +24,14 @@ use crate::secret::Secret;
 /// How far an open-ended pull's cursor stays behind its start: clock skew between the source
 /// and this machine must not lose records; de-duplication by id makes the overlap harmless.
 pub const OVERLAP: TimeDelta = TimeDelta::minutes(5);
+
+/// How much shorter than `window_days` a window is kept: a source whose clock runs ahead of this
+/// machine's would otherwise see a window of exactly 31 days as a little longer, and refuse it.
+pub const WINDOW_MARGIN: TimeDelta = TimeDelta::hours(1);
+
+/// Empty pages in a row, each linking to another, after which a query is stopped: a source's
+/// paging gone wrong, not data.
+const MAX_EMPTY_PAGES: usize = 3;
 
 /// The format of `updated_since` and `updated_before`: UTC, `YYYYMMDDTHHmmssZ`.
 const QUERY_TIME_FORMAT: &str = "%Y%m%dT%H%M%SZ";
@@ -163,6 +171,7 @@ impl HttpSource {
         let mut url = first.clone();
         let mut visited = HashSet::from([first.clone()]);
         let mut offset = 0u64;
+        let mut empty_in_a_row = 0;
         for page_number in 1.. {
             let page = self.fetch(&url, credentials, summary).await?;
             let total = header_number(&page.headers, "x-total-count");
@@ -181,6 +190,19 @@ impl HttpSource {
                 more.then(|| with_offset(&first, offset))
             };
             let Some(next) = next else { break };
+            empty_in_a_row = if count == 0 { empty_in_a_row + 1 } else { 0 };
+            if empty_in_a_row >= MAX_EMPTY_PAGES {
+                return Err(self.unbounded(
+                    format!("the source kept sending empty pages that link to another one ({MAX_EMPTY_PAGES} in a row, at {url})"),
+                    "this is the source's paging going wrong; check the source's url and params, or report it to the service",
+                ));
+            }
+            if page_number >= self.config.max_pages as usize {
+                return Err(self.unbounded(
+                    format!("one query went past {} pages (max_pages) and the source still links to more", self.config.max_pages),
+                    "raise max_pages for this source if it really holds that much, or narrow the query with params",
+                ));
+            }
             self.check_next(&url, &next, &mut visited)?;
             url = next;
         }
@@ -208,6 +230,14 @@ impl HttpSource {
             pairs.append_pair("limit", &self.config.page_limit.to_string());
         }
         url
+    }
+
+    fn unbounded(&self, what: String, fix: &str) -> SourceError {
+        SourceError::Unbounded {
+            source_name: self.name.clone(),
+            what,
+            fix: fix.to_owned(),
+        }
     }
 
     /// Refuses a `next` link that would send the credentials elsewhere or walk in a circle.
@@ -249,19 +279,22 @@ impl HttpSource {
         let mut records = Vec::with_capacity(count);
         let mut malformed = Vec::new();
         for (index, item) in items.into_iter().enumerate() {
-            let at = || format!("page {page_number}, item {}", index + 1);
+            let at = |id: Option<&str>| match id {
+                Some(id) => format!("id {id}"),
+                None => format!("page {page_number}, item {}", index + 1),
+            };
             let result = match item {
-                Value::Object(fields) => self.parser.parse(fields),
-                other => Err(Rejected {
-                    id: None,
+                Value::Object(fields) => self.parser.parse(fields, at),
+                other => Err(Unparsed {
+                    location: at(None),
                     reason: format!("{} is not a JSON object", excerpt(&other.to_string(), 40)),
                 }),
             };
             match result {
                 Ok(record) => records.push(record),
-                Err(Rejected { id, reason }) => malformed.push(Malformed {
+                Err(Unparsed { location, reason }) => malformed.push(Malformed {
                     source: self.name.clone(),
-                    location: id.map_or_else(at, |id| format!("id {id}")),
+                    location,
                     reason,
                 }),
             }
@@ -392,7 +425,7 @@ impl Source for HttpSource {
     /// start minus [`OVERLAP`].
     async fn pull(&self, plan: &PullPlan, sink: &mut Sink<'_>) -> Result<PullSummary, SourceError> {
         let credentials = self.credentials()?;
-        let window = TimeDelta::days(i64::from(self.config.window_days));
+        let window = TimeDelta::days(i64::from(self.config.window_days)) - WINDOW_MARGIN;
         let mut summary = PullSummary::default();
         for query in plan_queries(plan, Utc::now(), window) {
             self.run_query(&query, &credentials, sink, &mut summary)

@@ -57,7 +57,8 @@ pub enum PullPlan {
 /// What a pull hands to its sink, as it goes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PullEvent {
-    /// The total number of records of the current query (`X-Total-Count`), for progress.
+    /// The total number of records of the current query (`X-Total-Count`), shown beside the
+    /// progress bar.
     Total(u64),
     /// Records, in the order the source gave them (a page, or a chunk of a file).
     Records(Vec<Record>),

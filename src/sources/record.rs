@@ -24,6 +24,9 @@ pub struct Record {
     /// All of the record's fields, as the source gave them (CSV cells that look like numbers
     /// are numbers; empty CSV cells are absent).
     pub fields: Map<String, Value>,
+    /// Where it is, to name it when one of its fields cannot be used: `line 17 (id abc)`,
+    /// `id abc`, `page 2, item 5`.
+    pub location: String,
 }
 
 /// When a record happened, as precisely as the source said.
@@ -76,11 +79,19 @@ impl fmt::Display for Malformed {
     }
 }
 
+/// Where a record of a file or a command's output is: its line, and its id when it has one.
+pub(crate) fn line_location(line: u64, id: Option<&str>) -> String {
+    match id {
+        Some(id) => format!("line {line} (id {id})"),
+        None => format!("line {line}"),
+    }
+}
+
 /// Why a raw record could not become a [`Record`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Rejected {
-    /// The record's id, when it has one, so the report can name the record.
-    pub id: Option<String>,
+pub(crate) struct Unparsed {
+    /// Where the record is, its id included when it has one.
+    pub location: String,
     /// What is wrong with it.
     pub reason: String,
 }
@@ -111,8 +122,12 @@ impl RecordParser {
         }
     }
 
-    /// Parses one raw object.
-    pub fn parse(&self, fields: Map<String, Value>) -> Result<Record, Rejected> {
+    /// Parses one raw object, found where `location` says (given the record's id, if any).
+    pub fn parse(
+        &self,
+        fields: Map<String, Value>,
+        location: impl FnOnce(Option<&str>) -> String,
+    ) -> Result<Record, Unparsed> {
         let id = self
             .id_field
             .as_ref()
@@ -123,12 +138,16 @@ impl RecordParser {
             .and_then(|time| Ok((time, self.updated_at(&fields)?)));
         match parsed {
             Ok((time, updated_at)) => Ok(Record {
+                location: location(id.as_deref()),
                 id,
                 time,
                 updated_at,
                 fields,
             }),
-            Err(reason) => Err(Rejected { id, reason }),
+            Err(reason) => Err(Unparsed {
+                location: location(id.as_deref()),
+                reason,
+            }),
         }
     }
 
@@ -415,11 +434,14 @@ mod tests {
         RecordParser::new("startTime", Some("tzOffset"), Some("id"), Some("updatedAt"))
     }
 
-    fn parse(value: Value) -> Result<Record, Rejected> {
+    fn parse(value: Value) -> Result<Record, Unparsed> {
         let Value::Object(map) = value else {
             panic!("an object")
         };
-        parser().parse(map)
+        parser().parse(map, |id| match id {
+            Some(id) => format!("here (id {id})"),
+            None => "here".into(),
+        })
     }
 
     fn time_of(value: Value) -> RecordTime {
@@ -539,7 +561,7 @@ mod tests {
         ];
         for (value, why) in cases {
             let rejected = parse(value.clone()).unwrap_err();
-            assert_eq!(rejected.id.as_deref(), Some("a1"), "{value}");
+            assert_eq!(rejected.location, "here (id a1)", "{value}");
             assert!(
                 rejected.reason.contains(why),
                 "{value}: {}",

@@ -2,8 +2,17 @@
 //! answered 429 in it. Exist allows 300 requests per hour per token and documents no headers
 //! for it, so the agent keeps its own count and stops writing when the hour is spent.
 
-use super::{StoreError, Tx};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
 use chrono::{DateTime, Timelike, Utc};
+use rusqlite::Connection;
+
+use super::{classify, Reader, StoreError, Writer, DB_FILE};
+use crate::exist::client::{BudgetRefusal, RequestBudget};
+
+/// Exist's documented limit of requests per hour per token.
+pub const HOURLY_LIMIT: u32 = 300;
 
 /// The requests made in one hour.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -23,7 +32,7 @@ pub(crate) fn hour_key(t: DateTime<Utc>) -> String {
         .to_string()
 }
 
-impl Tx<'_> {
+impl Reader<'_> {
     /// The budget used in the hour of `now`.
     pub fn budget(&self, now: DateTime<Utc>) -> Result<HourBudget, StoreError> {
         self.one(
@@ -38,7 +47,9 @@ impl Tx<'_> {
         )
         .map(Option::unwrap_or_default)
     }
+}
 
+impl Writer<'_> {
     /// Counts `n` requests in the hour of `now`, and forgets hours long gone.
     pub fn count_requests(&self, now: DateTime<Utc>, n: u32) -> Result<(), StoreError> {
         if n == 0 {
@@ -62,5 +73,81 @@ impl Tx<'_> {
              ON CONFLICT (hour) DO UPDATE SET limited = 1",
             [hour_key(now)],
         )
+    }
+}
+
+/// The hour's budget as the Exist client spends it: every request is counted in the state, on a
+/// connection of its own, before it is sent, so that no path that talks to Exist can forget to
+/// count and a crash cannot lose the count. Past [`HOURLY_LIMIT`], or after a 429, the client is
+/// refused until the hour ends.
+pub struct Budget {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Budget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Budget").field("path", &self.path).finish()
+    }
+}
+
+impl Budget {
+    /// The budget kept in the state database of `state_dir` (opened and migrated already).
+    pub fn open(state_dir: &Path) -> Result<Self, StoreError> {
+        let path = state_dir.join(DB_FILE);
+        let conn = Connection::open(&path).map_err(|e| classify(&path, e))?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(|e| classify(&path, e))?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+            path,
+        })
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&Writer<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self
+            .conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| classify(&self.path, e))?;
+        let out = f(&Writer {
+            read: Reader {
+                conn: &tx,
+                path: &self.path,
+            },
+        })?;
+        tx.commit().map_err(|e| classify(&self.path, e))?;
+        Ok(out)
+    }
+}
+
+impl RequestBudget for Budget {
+    fn spend(&self) -> Result<(), BudgetRefusal> {
+        let now = Utc::now();
+        let spent = self
+            .with(|w| {
+                let budget = w.budget(now)?;
+                if budget.limited || budget.requests >= HOURLY_LIMIT {
+                    return Ok(true);
+                }
+                w.count_requests(now, 1)?;
+                Ok(false)
+            })
+            .map_err(|e| BudgetRefusal::Unavailable(e.to_string()))?;
+        if spent {
+            return Err(BudgetRefusal::Spent);
+        }
+        Ok(())
+    }
+
+    fn exhausted(&self) {
+        if let Err(e) = self.with(|w| w.mark_limited(Utc::now())) {
+            tracing::warn!("could not note Exist's 429 in the state: {e}");
+        }
     }
 }

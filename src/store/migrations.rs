@@ -99,6 +99,22 @@ pub(super) const MIGRATIONS: &[&str] = &[
         limited  INTEGER NOT NULL DEFAULT 0
     );
     "#,
+    // 3: a source's requested wait, the records its last pull skipped, and meta keys typed.
+    r#"
+    -- `Retry-After` outlives the run that was told it.
+    ALTER TABLE cursors ADD COLUMN retry_at TEXT;
+    -- Records the last pull of each source skipped, with the reason: what `status` lists.
+    CREATE TABLE skipped (
+        source   TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        location TEXT NOT NULL,
+        reason   TEXT NOT NULL,
+        seen_at  TEXT NOT NULL,
+        PRIMARY KEY (source, position)
+    ) WITHOUT ROWID;
+    -- Written by this program only; a key it no longer uses is dropped here.
+    DELETE FROM meta WHERE key LIKE 'computed:%' AND value = '';
+    "#,
 ];
 
 /// The schema version this build writes.

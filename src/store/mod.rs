@@ -10,6 +10,7 @@ mod cursors;
 pub mod lock;
 mod migrations;
 mod records;
+mod state;
 mod values;
 
 use std::path::{Path, PathBuf};
@@ -20,11 +21,12 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use crate::error::{Classify, ErrorKind};
 use crate::exist::types::Day;
 
-pub use budget::HourBudget;
+pub use budget::{Budget, HourBudget, HOURLY_LIMIT};
 pub use cursors::Cursor;
 pub use migrations::SCHEMA_VERSION;
-pub use records::StoredRecord;
-pub use values::{OwnedAttribute, Pending, Rejected};
+pub use records::{StoredRecord, StoredRow};
+pub use state::{BackfillProgress, ProfileTimezone};
+pub use values::{OwnedAttribute, Pending, Rejected, Skipped};
 
 /// The database file's name inside the state directory.
 pub const DB_FILE: &str = "state.db";
@@ -203,19 +205,22 @@ impl Store {
         Ok(())
     }
 
-    /// Runs `f` in one transaction: everything it writes lands, or nothing does.
+    /// Runs `f` in one transaction: everything it writes lands, or nothing does. Writes are only
+    /// possible here, through the [`Writer`].
     pub fn transaction<T>(
         &mut self,
-        f: impl FnOnce(&Tx<'_>) -> Result<T, StoreError>,
+        f: impl FnOnce(&Writer<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let path = self.path.clone();
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| classify(&path, e))?;
-        let out = f(&Tx {
-            tx: &tx,
-            path: &path,
+        let out = f(&Writer {
+            read: Reader {
+                conn: &tx,
+                path: &path,
+            },
         })?;
         tx.commit().map_err(|e| classify(&path, e))?;
         Ok(out)
@@ -223,17 +228,17 @@ impl Store {
 
     /// A copy of the database at `path`, opened: `--dry-run` works on it, so that nothing it
     /// does can change the real state.
-    pub fn snapshot_to(&self, path: &Path) -> Result<Store, StoreError> {
+    pub fn copy_to(&self, path: &Path) -> Result<Store, StoreError> {
         self.conn
             .execute("VACUUM INTO ?1", [path.to_string_lossy()])
             .map_err(|e| self.err(e))?;
         Store::open_file(path)
     }
 
-    /// A read-only view for queries outside a transaction.
-    pub fn read(&self) -> Tx<'_> {
-        Tx {
-            tx: &self.conn,
+    /// Queries outside a transaction; a [`Reader`] cannot write.
+    pub fn read(&self) -> Reader<'_> {
+        Reader {
+            conn: &self.conn,
             path: &self.path,
         }
     }
@@ -243,13 +248,26 @@ impl Store {
     }
 }
 
-/// A connection inside a transaction (or a plain read); the store's queries hang off it.
-pub struct Tx<'a> {
-    tx: &'a Connection,
+/// The state's queries, on a plain connection or inside a transaction.
+pub struct Reader<'a> {
+    conn: &'a Connection,
     path: &'a Path,
 }
 
-impl Tx<'_> {
+/// The state's writes, only inside [`Store::transaction`]; it reads too.
+pub struct Writer<'a> {
+    read: Reader<'a>,
+}
+
+impl<'a> std::ops::Deref for Writer<'a> {
+    type Target = Reader<'a>;
+
+    fn deref(&self) -> &Reader<'a> {
+        &self.read
+    }
+}
+
+impl Reader<'_> {
     fn err(&self, e: rusqlite::Error) -> StoreError {
         classify(self.path, e)
     }
@@ -261,7 +279,7 @@ impl Tx<'_> {
         params: impl rusqlite::Params,
         row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
     ) -> Result<Vec<T>, StoreError> {
-        let mut stmt = self.tx.prepare_cached(sql).map_err(|e| self.err(e))?;
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
         let rows = stmt.query_map(params, row).map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
@@ -273,16 +291,10 @@ impl Tx<'_> {
         params: impl rusqlite::Params,
         row: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
     ) -> Result<Option<T>, StoreError> {
-        self.tx
+        self.conn
             .query_row(sql, params, row)
             .optional()
             .map_err(|e| self.err(e))
-    }
-
-    /// Runs a statement.
-    fn exec(&self, sql: &str, params: impl rusqlite::Params) -> Result<(), StoreError> {
-        let mut stmt = self.tx.prepare_cached(sql).map_err(|e| self.err(e))?;
-        stmt.execute(params).map(drop).map_err(|e| self.err(e))
     }
 
     /// The file holds something this module never writes: it was damaged.
@@ -297,24 +309,18 @@ impl Tx<'_> {
         text.parse()
             .map_err(|_| self.corrupt(format!("bad day `{text}`")))
     }
+}
 
-    /// A value from the `meta` table.
-    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
-        self.one("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-    }
-
-    /// Sets a value in the `meta` table.
-    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        self.exec(
-            "INSERT INTO meta (key, value) VALUES (?1, ?2)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [key, value],
-        )
+impl Writer<'_> {
+    /// Runs a statement.
+    fn exec(&self, sql: &str, params: impl rusqlite::Params) -> Result<(), StoreError> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
+        stmt.execute(params).map(drop).map_err(|e| self.err(e))
     }
 }
 
 /// Maps SQLite's errors to what the user should do about them.
-fn classify(path: &Path, e: rusqlite::Error) -> StoreError {
+pub(crate) fn classify(path: &Path, e: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode as C;
     let code = e.sqlite_error_code();
     let detail = e.to_string();

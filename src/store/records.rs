@@ -4,8 +4,19 @@
 
 use rusqlite::params;
 
-use super::{StoreError, Tx};
+use super::{Reader, StoreError, Writer};
 use crate::exist::types::Day;
+
+/// A stored record as a day's computation reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRow {
+    /// The source's id.
+    pub id: String,
+    /// Its time, as [`StoredRecord::time`].
+    pub time: String,
+    /// Its fields, as a JSON object.
+    pub data: String,
+}
 
 /// A record as stored: its day under the current day basis, its time as parsed, its fields.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,31 +42,28 @@ const UPSERT: &str = "INSERT INTO records (source, id, day, time, updated_at, da
        AND (excluded.data IS NOT records.data OR excluded.day IS NOT records.day
             OR excluded.time IS NOT records.time)";
 
-impl Tx<'_> {
-    /// Inserts or replaces records of `source`; an older version never replaces a newer one.
-    pub fn upsert_records(&self, source: &str, records: &[StoredRecord]) -> Result<(), StoreError> {
-        for r in records {
-            self.exec(
-                UPSERT,
-                params![
-                    source,
-                    r.id,
-                    r.day.to_string(),
-                    r.time,
-                    r.updated_at,
-                    r.data
-                ],
-            )?;
-        }
-        Ok(())
-    }
-
+impl Reader<'_> {
     /// The times and fields of `source`'s records on `day`.
     pub fn records_on(&self, source: &str, day: Day) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(self
+            .stored_records_on(source, day)?
+            .into_iter()
+            .map(|r| (r.time, r.data))
+            .collect())
+    }
+
+    /// `source`'s records on `day`, with their ids.
+    pub fn stored_records_on(&self, source: &str, day: Day) -> Result<Vec<StoredRow>, StoreError> {
         self.all(
-            "SELECT time, data FROM records WHERE source = ?1 AND day = ?2 ORDER BY id",
+            "SELECT id, time, data FROM records WHERE source = ?1 AND day = ?2 ORDER BY id",
             params![source, day.to_string()],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| {
+                Ok(StoredRow {
+                    id: r.get(0)?,
+                    time: r.get(1)?,
+                    data: r.get(2)?,
+                })
+            },
         )
     }
 
@@ -85,11 +93,6 @@ impl Tx<'_> {
         )
     }
 
-    /// Forgets the changed days of `source`, once their values are computed.
-    pub fn clear_dirty_days(&self, source: &str) -> Result<(), StoreError> {
-        self.exec("DELETE FROM dirty_days WHERE source = ?1", [source])
-    }
-
     /// Every record's (id, time) of `source`, to re-place them when the day basis changes.
     pub fn record_times(&self, source: &str) -> Result<Vec<(String, String)>, StoreError> {
         self.all(
@@ -97,6 +100,36 @@ impl Tx<'_> {
             [source],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
+    }
+
+    fn days(&self, sql: &str, source: &str) -> Result<Vec<Day>, StoreError> {
+        let texts: Vec<String> = self.all(sql, [source], |r| r.get(0))?;
+        texts.iter().map(|t| self.parse_day(t)).collect()
+    }
+}
+
+impl Writer<'_> {
+    /// Inserts or replaces records of `source`; an older version never replaces a newer one.
+    pub fn upsert_records(&self, source: &str, records: &[StoredRecord]) -> Result<(), StoreError> {
+        for r in records {
+            self.exec(
+                UPSERT,
+                params![
+                    source,
+                    r.id,
+                    r.day.to_string(),
+                    r.time,
+                    r.updated_at,
+                    r.data
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Forgets the changed days of `source`, once their values are computed.
+    pub fn clear_dirty_days(&self, source: &str) -> Result<(), StoreError> {
+        self.exec("DELETE FROM dirty_days WHERE source = ?1", [source])
     }
 
     /// Deletes the records of `source` whose ids are not in `keep` (a full pull found them gone);
@@ -127,10 +160,5 @@ impl Tx<'_> {
             "UPDATE records SET day = ?3 WHERE source = ?1 AND id = ?2 AND day <> ?3",
             params![source, id, day.to_string()],
         )
-    }
-
-    fn days(&self, sql: &str, source: &str) -> Result<Vec<Day>, StoreError> {
-        let texts: Vec<String> = self.all(sql, [source], |r| r.get(0))?;
-        texts.iter().map(|t| self.parse_day(t)).collect()
     }
 }

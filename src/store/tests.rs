@@ -47,7 +47,8 @@ fn fresh_database_gets_the_latest_schema_in_a_private_dir() {
             "outbox",
             "rate_budget",
             "records",
-            "rejected"
+            "rejected",
+            "skipped"
         ]
     );
     #[cfg(unix)]
@@ -290,8 +291,8 @@ fn outbox_ledger_and_rejections() {
     store
         .transaction(|tx| {
             tx.reject(
-                "steps",
-                "2026-11-21",
+                &steps,
+                d.succ(),
                 &Value::Float(1.5),
                 "validation",
                 "not an integer",
@@ -301,11 +302,11 @@ fn outbox_ledger_and_rejections() {
     assert!(store.read().pending().unwrap().is_empty());
     let rejected = store.read().rejected().unwrap();
     assert_eq!(
-        (rejected[0].error_code.as_str(), rejected[0].value.as_str()),
-        ("validation", "1.5")
+        (rejected[0].error_code.as_str(), &rejected[0].value),
+        ("validation", &Value::Float(1.5))
     );
     assert_eq!(
-        store.read().rejected_value("steps", d.succ()).unwrap(),
+        store.read().rejected_value(&steps, d.succ()).unwrap(),
         Some(Value::Float(1.5))
     );
     // A later accepted value clears the rejection.
@@ -372,6 +373,7 @@ fn cursors_round_trip() {
         history_start: Some(t - chrono::Duration::days(31)),
         last_pull_at: Some(t),
         last_error: None,
+        retry_at: Some(t + chrono::Duration::hours(1)),
     };
     store.transaction(|tx| tx.set_cursor("health", &c)).unwrap();
     assert_eq!(store.read().cursor("health").unwrap(), c);

@@ -6,7 +6,7 @@
 
 use rusqlite::params;
 
-use super::{now_text, StoreError, Tx};
+use super::{now_text, Reader, StoreError, Writer};
 use crate::exist::types::{AttributeName, Day, Group, Value, ValueType};
 
 /// An attribute this agent owns in Exist.
@@ -39,11 +39,11 @@ pub struct Pending {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejected {
     /// The attribute's Exist name.
-    pub attribute: String,
+    pub attribute: AttributeName,
     /// The day.
-    pub day: String,
-    /// The refused value, as JSON.
-    pub value: String,
+    pub day: Day,
+    /// The refused value.
+    pub value: Value,
     /// Exist's error code (`validation`, ...) or `local` for a local check.
     pub error_code: String,
     /// The error's words.
@@ -51,6 +51,23 @@ pub struct Rejected {
     /// When.
     pub rejected_at: String,
 }
+
+/// A record the last pull of a source skipped, kept for `status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The source.
+    pub source: String,
+    /// Where the record is (`line 17`, `id abc`).
+    pub location: String,
+    /// Why it was skipped.
+    pub reason: String,
+    /// When.
+    pub seen_at: String,
+}
+
+/// How many skipped records are kept per source: enough to find the pattern, bounded for a file
+/// where every line is wrong.
+pub const SKIPPED_KEPT: usize = 200;
 
 fn value_text(v: &Value) -> String {
     serde_json::to_string(v).expect("values always serialize")
@@ -64,7 +81,7 @@ enum ValueTable {
     Rejected,
 }
 
-impl Tx<'_> {
+impl Reader<'_> {
     fn parse_value(&self, text: &str) -> Result<Value, StoreError> {
         serde_json::from_str(text).map_err(|_| self.corrupt(format!("bad value `{text}`")))
     }
@@ -118,6 +135,144 @@ impl Tx<'_> {
             .collect()
     }
 
+    /// The last value Exist acknowledged for (attribute, day).
+    pub fn ledger_value(
+        &self,
+        attribute: &AttributeName,
+        day: Day,
+    ) -> Result<Option<Value>, StoreError> {
+        self.value_in(ValueTable::Ledger, attribute.as_str(), day)
+    }
+
+    /// Every acknowledged value of `attribute`, oldest day first.
+    pub fn ledger(&self, attribute: &AttributeName) -> Result<Vec<(Day, Value)>, StoreError> {
+        self.values_of(ValueTable::Ledger, attribute)
+    }
+
+    /// The value pending for (attribute, day), if any.
+    pub fn pending_value(
+        &self,
+        attribute: &AttributeName,
+        day: Day,
+    ) -> Result<Option<Value>, StoreError> {
+        self.value_in(ValueTable::Outbox, attribute.as_str(), day)
+    }
+
+    /// Everything pending, oldest day first.
+    pub fn pending(&self) -> Result<Vec<Pending>, StoreError> {
+        let rows = self.all(
+            "SELECT attribute, day, value, attempts FROM outbox ORDER BY day, attribute",
+            [],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, u32>(3)?,
+                ))
+            },
+        )?;
+        rows.into_iter()
+            .map(|(attribute, day, value, attempts)| {
+                Ok(Pending {
+                    attribute: self.parse_name(attribute)?,
+                    day: self.parse_day(&day)?,
+                    value: self.parse_value(&value)?,
+                    attempts,
+                })
+            })
+            .collect()
+    }
+
+    /// The value refused for (attribute, day), so an unchanged refused value is not re-queued.
+    pub fn rejected_value(
+        &self,
+        attribute: &AttributeName,
+        day: Day,
+    ) -> Result<Option<Value>, StoreError> {
+        self.value_in(ValueTable::Rejected, attribute.as_str(), day)
+    }
+
+    /// Every rejected value, newest first.
+    pub fn rejected(&self) -> Result<Vec<Rejected>, StoreError> {
+        let rows = self.all(
+            "SELECT attribute, day, value, error_code, error, rejected_at FROM rejected
+             ORDER BY rejected_at DESC, attribute, day",
+            [],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                ))
+            },
+        )?;
+        rows.into_iter()
+            .map(|(attribute, day, value, error_code, error, rejected_at)| {
+                Ok(Rejected {
+                    attribute: self.parse_name(attribute)?,
+                    day: self.parse_day(&day)?,
+                    value: self.parse_value(&value)?,
+                    error_code,
+                    error,
+                    rejected_at,
+                })
+            })
+            .collect()
+    }
+
+    /// The (day, value) pairs `table` holds for `attribute`, oldest day first.
+    fn values_of(
+        &self,
+        table: ValueTable,
+        attribute: &AttributeName,
+    ) -> Result<Vec<(Day, Value)>, StoreError> {
+        let sql = match table {
+            ValueTable::Ledger => "SELECT day, value FROM ledger WHERE attribute = ?1 ORDER BY day",
+            ValueTable::Outbox => "SELECT day, value FROM outbox WHERE attribute = ?1 ORDER BY day",
+            ValueTable::Rejected => {
+                "SELECT day, value FROM rejected WHERE attribute = ?1 ORDER BY day"
+            }
+        };
+        let rows = self.all(sql, [attribute.as_str()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        rows.into_iter()
+            .map(|(day, value)| Ok((self.parse_day(&day)?, self.parse_value(&value)?)))
+            .collect()
+    }
+
+    /// Every value pending for `attribute`.
+    pub fn outbox_of(&self, attribute: &AttributeName) -> Result<Vec<(Day, Value)>, StoreError> {
+        self.values_of(ValueTable::Outbox, attribute)
+    }
+
+    /// Every value of `attribute` kept aside as refused.
+    pub fn rejected_of(&self, attribute: &AttributeName) -> Result<Vec<(Day, Value)>, StoreError> {
+        self.values_of(ValueTable::Rejected, attribute)
+    }
+
+    /// The records the last pulls skipped, source by source, in the order they were met.
+    pub fn skipped(&self) -> Result<Vec<Skipped>, StoreError> {
+        self.all(
+            "SELECT source, location, reason, seen_at FROM skipped ORDER BY source, position",
+            [],
+            |r| {
+                Ok(Skipped {
+                    source: r.get(0)?,
+                    location: r.get(1)?,
+                    reason: r.get(2)?,
+                    seen_at: r.get(3)?,
+                })
+            },
+        )
+    }
+}
+
+impl Writer<'_> {
     /// Records that this agent owns an attribute.
     pub fn set_owned(&self, a: &OwnedAttribute) -> Result<(), StoreError> {
         self.exec(
@@ -138,36 +293,6 @@ impl Tx<'_> {
     /// Forgets every owned attribute (after `logout --release`).
     pub fn clear_owned(&self) -> Result<(), StoreError> {
         self.exec("DELETE FROM attributes", [])
-    }
-
-    /// The last value Exist acknowledged for (attribute, day).
-    pub fn ledger_value(
-        &self,
-        attribute: &AttributeName,
-        day: Day,
-    ) -> Result<Option<Value>, StoreError> {
-        self.value_in(ValueTable::Ledger, attribute.as_str(), day)
-    }
-
-    /// Every acknowledged value of `attribute`, oldest day first.
-    pub fn ledger(&self, attribute: &AttributeName) -> Result<Vec<(Day, Value)>, StoreError> {
-        let rows = self.all(
-            "SELECT day, value FROM ledger WHERE attribute = ?1 ORDER BY day",
-            [attribute.as_str()],
-            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
-        )?;
-        rows.into_iter()
-            .map(|(day, value)| Ok((self.parse_day(&day)?, self.parse_value(&value)?)))
-            .collect()
-    }
-
-    /// The value pending for (attribute, day), if any.
-    pub fn pending_value(
-        &self,
-        attribute: &AttributeName,
-        day: Day,
-    ) -> Result<Option<Value>, StoreError> {
-        self.value_in(ValueTable::Outbox, attribute.as_str(), day)
     }
 
     /// Queues a day's total, replacing an older pending total of the same day.
@@ -196,32 +321,6 @@ impl Tx<'_> {
             "DELETE FROM outbox WHERE attribute = ?1 AND day = ?2",
             params![attribute.as_str(), day.to_string()],
         )
-    }
-
-    /// Everything pending, oldest day first.
-    pub fn pending(&self) -> Result<Vec<Pending>, StoreError> {
-        let rows = self.all(
-            "SELECT attribute, day, value, attempts FROM outbox ORDER BY day, attribute",
-            [],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, u32>(3)?,
-                ))
-            },
-        )?;
-        rows.into_iter()
-            .map(|(attribute, day, value, attempts)| {
-                Ok(Pending {
-                    attribute: self.parse_name(attribute)?,
-                    day: self.parse_day(&day)?,
-                    value: self.parse_value(&value)?,
-                    attempts,
-                })
-            })
-            .collect()
     }
 
     /// Counts a send attempt of a pending value.
@@ -259,12 +358,13 @@ impl Tx<'_> {
     /// Exist (or a local check) refused `value`: keep it aside with the error, out of the outbox.
     pub fn reject(
         &self,
-        attribute: &str,
-        day: &str,
+        attribute: &AttributeName,
+        day: Day,
         value: &Value,
         code: &str,
         error: &str,
     ) -> Result<(), StoreError> {
+        let (attribute, day) = (attribute.as_str(), day.to_string());
         self.exec(
             "INSERT INTO rejected (attribute, day, value, error_code, error, rejected_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -278,27 +378,20 @@ impl Tx<'_> {
         )
     }
 
-    /// The value refused for (attribute, day), so an unchanged refused value is not re-queued.
-    pub fn rejected_value(&self, attribute: &str, day: Day) -> Result<Option<Value>, StoreError> {
-        self.value_in(ValueTable::Rejected, attribute, day)
-    }
-
-    /// Every rejected value, newest first.
-    pub fn rejected(&self) -> Result<Vec<Rejected>, StoreError> {
-        self.all(
-            "SELECT attribute, day, value, error_code, error, rejected_at FROM rejected
-             ORDER BY rejected_at DESC, attribute, day",
-            [],
-            |r| {
-                Ok(Rejected {
-                    attribute: r.get(0)?,
-                    day: r.get(1)?,
-                    value: r.get(2)?,
-                    error_code: r.get(3)?,
-                    error: r.get(4)?,
-                    rejected_at: r.get(5)?,
-                })
-            },
-        )
+    /// Replaces the records `source`'s last pull skipped (the first [`SKIPPED_KEPT`] of them).
+    pub fn set_skipped<'a>(
+        &self,
+        source: &str,
+        skipped: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<(), StoreError> {
+        self.exec("DELETE FROM skipped WHERE source = ?1", [source])?;
+        let now = now_text();
+        for (position, (location, reason)) in skipped.into_iter().take(SKIPPED_KEPT).enumerate() {
+            self.exec(
+                "INSERT INTO skipped (source, position, location, reason, seen_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![source, position as i64, location, reason, now],
+            )?;
+        }
+        Ok(())
     }
 }

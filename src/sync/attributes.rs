@@ -1,13 +1,97 @@
-//! Acquire once: the first run with a new attribute acquires it (templates, existing names) or
-//! creates it (custom), in batched calls, and stores what Exist calls it. Later runs read the
-//! store and make no call at all.
+//! Acquire once, and resolve once. The first run with a new attribute acquires it (templates,
+//! existing names) or creates it (custom), in batched calls, and stores what Exist calls it;
+//! later runs read the store and make no call at all. Either way the configured attributes are
+//! resolved into [`Resolved`] values, which every later stage takes: the configuration, the
+//! Exist name when it is owned, and the value type.
 
-use std::collections::HashMap;
+use std::fmt;
 
 use crate::config::{AttributeConfig, AttributeTarget, Config};
-use crate::exist::client::{AcquireItem, CreateItem, ExistClient, ExistError, WriteItem};
-use crate::exist::types::AttributeName;
+use crate::exist::client::{
+    AcquireItem, CreateItem, ExistClient, ExistError, ItemErrorCode, WriteItem,
+};
+use crate::exist::types::{AttributeName, ValueType};
 use crate::store::{OwnedAttribute, Store, StoreError};
+
+/// A configured attribute's stable identity in the state, independent of Exist's naming
+/// (`template:steps`, `name:espresso_shots`, `custom:Espressos`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AttributeKey(String);
+
+impl AttributeKey {
+    /// The key of a configured attribute.
+    pub fn of(attribute: &AttributeConfig) -> Self {
+        Self(attribute.key())
+    }
+
+    /// The key as stored.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AttributeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a configured attribute stands with Exist.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Standing {
+    /// This agent owns it under this name.
+    Owned(AttributeName),
+    /// Not owned yet; the next real run acquires it (a template or an existing name).
+    WillAcquire,
+    /// Not owned yet; the next real run creates it (a custom attribute).
+    WillCreate,
+    /// Exist would not give it to this agent this run; its values wait.
+    Refused(AttributeProblem),
+}
+
+/// A configured attribute, resolved: what every stage after ownership works with.
+#[derive(Debug, Clone)]
+pub struct Resolved<'c> {
+    /// As configured.
+    pub config: &'c AttributeConfig,
+    /// Its identity in the state.
+    pub key: AttributeKey,
+    /// Where it stands with Exist.
+    pub standing: Standing,
+    /// The type of its values: as Exist holds it when owned, else as configured.
+    pub value_type: ValueType,
+}
+
+impl Resolved<'_> {
+    /// Its Exist name, when owned.
+    pub fn name(&self) -> Option<&AttributeName> {
+        match &self.standing {
+            Standing::Owned(name) => Some(name),
+            _ => None,
+        }
+    }
+
+    /// How it is shown: its Exist name when owned, else as configured.
+    pub fn shown(&self) -> String {
+        self.name()
+            .map_or_else(|| self.config.display_name(), ToString::to_string)
+    }
+
+    /// How its records become a day's value, with days in `tz`.
+    pub fn rule(&self, tz: chrono_tz::Tz) -> super::values::Rule {
+        super::values::Rule {
+            aggregate: self.config.aggregate,
+            field: self.config.field.clone(),
+            value_type: self.value_type,
+            tz,
+        }
+    }
+
+    /// Whether `name` (as configured, or its Exist name) means this attribute.
+    pub fn is_called(&self, name: &str) -> bool {
+        self.config.display_name() == name || self.name().is_some_and(|n| n.as_str() == name)
+    }
+}
 
 /// A configured attribute Exist would not give this agent.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,65 +99,75 @@ pub struct AttributeProblem {
     /// The attribute, as configured.
     pub attribute: String,
     /// Exist's error code.
-    pub code: String,
+    pub code: ItemErrorCode,
     /// What to do about it.
     pub message: String,
 }
 
-/// The result of making sure every configured attribute is owned.
-#[derive(Debug, Default)]
-pub struct Ownership {
-    /// Owned attributes, by configuration key.
-    pub owned: HashMap<String, OwnedAttribute>,
-    /// Attributes that could not be owned this run (their values wait).
-    pub problems: Vec<AttributeProblem>,
-}
-
-impl Ownership {
-    /// The owned attribute for a configured one.
-    pub fn get(&self, attribute: &AttributeConfig) -> Option<&OwnedAttribute> {
-        self.owned.get(&attribute.key())
-    }
-}
-
-/// Acquires or creates the configured attributes the store does not list as owned yet.
-pub async fn ensure_owned(
-    config: &Config,
-    store: &mut Store,
-    client: &ExistClient,
-) -> Result<Ownership, SyncStepError> {
-    let mut ownership = Ownership {
-        owned: store
-            .read()
-            .owned_attributes()?
-            .into_iter()
-            .map(|a| (a.key.clone(), a))
-            .collect(),
-        ..Ownership::default()
-    };
-    let missing: Vec<&AttributeConfig> = config
+/// Resolves the configured attributes against the attributes the state says this agent owns,
+/// without asking Exist: what a dry run shows, and the start of [`ensure_owned`].
+pub fn resolve<'c>(config: &'c Config, owned: &[OwnedAttribute]) -> Vec<Resolved<'c>> {
+    config
         .attributes
         .iter()
-        .filter(|a| !ownership.owned.contains_key(&a.key()))
-        .collect();
-    if missing.is_empty() {
-        return Ok(ownership);
-    }
-    let (custom, acquired): (Vec<_>, Vec<_>) = missing
-        .into_iter()
-        .partition(|a| matches!(a.target, AttributeTarget::Custom { .. }));
+        .map(|a| {
+            let key = AttributeKey::of(a);
+            match owned.iter().find(|o| o.key == key.as_str()) {
+                Some(o) => Resolved {
+                    config: a,
+                    key,
+                    standing: Standing::Owned(o.name.clone()),
+                    value_type: o.value_type,
+                },
+                None => Resolved {
+                    config: a,
+                    key,
+                    standing: match a.target {
+                        AttributeTarget::Custom { .. } => Standing::WillCreate,
+                        _ => Standing::WillAcquire,
+                    },
+                    value_type: a.value_type(),
+                },
+            }
+        })
+        .collect()
+}
 
-    let mut to_acquire: Vec<(&AttributeConfig, AcquireItem)> =
-        acquired.into_iter().map(|a| (a, acquire_item(a))).collect();
-    if !custom.is_empty() {
-        let items = custom.iter().map(|a| create_item(a)).collect();
+/// Acquires or creates the configured attributes the store does not list as owned yet, and
+/// returns every attribute resolved (those Exist refused as [`Standing::Refused`]).
+pub async fn ensure_owned<'c>(
+    config: &'c Config,
+    store: &mut Store,
+    client: &ExistClient,
+) -> Result<Vec<Resolved<'c>>, SyncStepError> {
+    let mut resolved = resolve(config, &store.read().owned_attributes()?);
+    let (mut to_create, mut to_acquire) = (Vec::new(), Vec::new());
+    for (i, r) in resolved.iter().enumerate() {
+        match (&r.standing, &r.config.target) {
+            (Standing::WillCreate, _) => to_create.push(i),
+            (Standing::WillAcquire, target) => {
+                to_acquire.extend(acquire_item(target).map(|a| (i, a)))
+            }
+            _ => {}
+        }
+    }
+    if to_create.is_empty() && to_acquire.is_empty() {
+        return Ok(resolved);
+    }
+    if !to_create.is_empty() {
+        let items = to_create
+            .iter()
+            .map(|&i| create_item(resolved[i].config))
+            .collect();
         let outcome = client.create(items).await?;
         let mut created = Vec::new();
-        for (item, reply) in outcome.succeeded {
-            let attribute = custom
+        for (item, reply) in &outcome.succeeded {
+            let Some(&i) = to_create
                 .iter()
-                .find(|a| a.display_name() == item.label)
-                .expect("reply items come from our request");
+                .find(|&&i| resolved[i].config.display_name() == item.label)
+            else {
+                continue;
+            };
             let name = reply
                 .as_ref()
                 .and_then(|r| r.get("name"))
@@ -83,66 +177,108 @@ pub async fn ensure_owned(
                 .map_err(|e| {
                     SyncStepError::Protocol(format!("Exist named the new attribute oddly: {e}"))
                 })?;
-            created.push(owned(attribute, name));
+            created.push((i, name));
         }
-        // A label that exists already (e.g. the state was lost): acquire it by its slug instead.
-        for failure in outcome.failed {
-            let attribute = custom
+        // A label that exists already (the state was lost): acquire it by its slug instead.
+        for failure in &outcome.failed {
+            let Some(&i) = to_create
                 .iter()
-                .find(|a| a.display_name() == failure.item.label)
-                .expect("reply items come from our request");
+                .find(|&&i| resolved[i].config.display_name() == failure.item.label)
+            else {
+                continue;
+            };
             tracing::debug!(label = %failure.item.label, code = %failure.code, "create refused; acquiring by name instead");
-            let name = AttributeName::slug_of(&failure.item.label)
-                .expect("labels are checked when the config is read");
-            to_acquire.push((
-                attribute,
-                AcquireItem::Name {
-                    name: name.to_string(),
-                    manual: false,
-                },
-            ));
+            if let Ok(name) = AttributeName::slug_of(&failure.item.label) {
+                to_acquire.push((
+                    i,
+                    AcquireItem::Name {
+                        name: name.to_string(),
+                        manual: false,
+                    },
+                ));
+            }
         }
-        store.transaction(|tx| created.iter().try_for_each(|a| tx.set_owned(a)))?;
-        ownership
-            .owned
-            .extend(created.into_iter().map(|a| (a.key.clone(), a)));
+        for item in &outcome.unaccounted {
+            tracing::warn!(label = %item.label, "Exist's reply to creating an attribute does not mention it; the next run tries again");
+        }
+        settle(store, &mut resolved, created)?;
     }
     if !to_acquire.is_empty() {
         let outcome = client
-            .acquire(to_acquire.iter().map(|(_, i)| i.clone()).collect())
+            .acquire(to_acquire.iter().map(|(_, item)| item.clone()).collect())
             .await?;
+        let index_of = |item: &AcquireItem| {
+            to_acquire
+                .iter()
+                .find(|(_, sent)| sent == item)
+                .map(|(i, _)| *i)
+        };
         let mut acquired = Vec::new();
-        for (item, _) in outcome.succeeded {
-            let (attribute, _) = to_acquire
-                .iter()
-                .find(|(_, i)| *i == item)
-                .expect("reply items come from our request");
-            let name =
-                AttributeName::new(item.key()).expect("names are checked when the config is read");
-            acquired.push(owned(attribute, name));
+        for (item, _) in &outcome.succeeded {
+            if let (Some(i), Ok(name)) = (index_of(item), AttributeName::new(item.key())) {
+                acquired.push((i, name));
+            }
         }
-        for failure in outcome.failed {
-            let (attribute, _) = to_acquire
-                .iter()
-                .find(|(_, i)| *i == failure.item)
-                .expect("reply items come from our request");
-            ownership
-                .problems
-                .push(problem(attribute, &failure.code, &failure.error));
+        for failure in &outcome.failed {
+            if let Some(i) = index_of(&failure.item) {
+                let p = problem(resolved[i].config, &failure.code, &failure.error);
+                tracing::warn!(attribute = %p.attribute, code = %p.code, "{}", p.message);
+                resolved[i].standing = Standing::Refused(p);
+            }
         }
-        store.transaction(|tx| acquired.iter().try_for_each(|a| tx.set_owned(a)))?;
-        ownership
-            .owned
-            .extend(acquired.into_iter().map(|a| (a.key.clone(), a)));
+        for item in &outcome.unaccounted {
+            if let Some(i) = index_of(item) {
+                resolved[i].standing = Standing::Refused(AttributeProblem {
+                    attribute: resolved[i].config.display_name(),
+                    code: ItemErrorCode::Other("unaccounted".into()),
+                    message: format!("Exist's reply to acquiring {} does not mention it; the next run tries again", resolved[i].config.display_name()),
+                });
+            }
+        }
+        settle(store, &mut resolved, acquired)?;
     }
-    for a in &ownership.problems {
-        tracing::warn!(attribute = %a.attribute, code = %a.code, "{}", a.message);
+    // Whatever was neither owned nor refused by now (a create that failed and whose acquire was
+    // never answered) waits for the next run.
+    for r in &mut resolved {
+        if matches!(r.standing, Standing::WillAcquire | Standing::WillCreate) {
+            r.standing = Standing::Refused(AttributeProblem {
+                attribute: r.config.display_name(),
+                code: ItemErrorCode::Other("not_owned".into()),
+                message: format!(
+                    "{} could not be acquired or created this run; the next run tries again",
+                    r.config.display_name()
+                ),
+            });
+        }
     }
-    Ok(ownership)
+    Ok(resolved)
 }
 
-/// Re-acquires attributes Exist says this agent no longer owns (`unauthorised`): once per
-/// occurrence, as Exist asks. Returns the names now owned again.
+/// Stores the attributes now owned and marks them owned in `resolved`.
+fn settle(
+    store: &mut Store,
+    resolved: &mut [Resolved<'_>],
+    owned: Vec<(usize, AttributeName)>,
+) -> Result<(), StoreError> {
+    store.transaction(|tx| {
+        owned.iter().try_for_each(|(i, name)| {
+            let a = resolved[*i].config;
+            tx.set_owned(&OwnedAttribute {
+                key: a.key(),
+                name: name.clone(),
+                group: a.group(),
+                value_type: a.value_type(),
+            })
+        })
+    })?;
+    for (i, name) in owned {
+        resolved[i].standing = Standing::Owned(name);
+    }
+    Ok(())
+}
+
+/// Re-acquires attributes Exist says this agent no longer owns: once per occurrence, as Exist
+/// asks. Returns the names now owned again.
 pub async fn reacquire(
     client: &ExistClient,
     names: &[AttributeName],
@@ -165,19 +301,18 @@ pub async fn reacquire(
         .collect())
 }
 
-fn acquire_item(a: &AttributeConfig) -> AcquireItem {
-    match &a.target {
-        AttributeTarget::Template(t) => AcquireItem::Template {
+/// How a template or an existing attribute is acquired; custom attributes are created instead.
+fn acquire_item(target: &AttributeTarget) -> Option<AcquireItem> {
+    match target {
+        AttributeTarget::Template(t) => Some(AcquireItem::Template {
             template: t.name.to_owned(),
             manual: false,
-        },
-        AttributeTarget::Existing { name, .. } => AcquireItem::Name {
+        }),
+        AttributeTarget::Existing { name, .. } => Some(AcquireItem::Name {
             name: name.clone(),
             manual: false,
-        },
-        AttributeTarget::Custom { .. } => {
-            unreachable!("custom attributes are created, not acquired")
-        }
+        }),
+        AttributeTarget::Custom { .. } => None,
     }
 }
 
@@ -190,25 +325,16 @@ fn create_item(a: &AttributeConfig) -> CreateItem {
     }
 }
 
-fn owned(a: &AttributeConfig, name: AttributeName) -> OwnedAttribute {
-    OwnedAttribute {
-        key: a.key(),
-        name,
-        group: a.group(),
-        value_type: a.value_type(),
-    }
-}
-
-fn problem(a: &AttributeConfig, code: &str, error: &str) -> AttributeProblem {
+fn problem(a: &AttributeConfig, code: &ItemErrorCode, error: &str) -> AttributeProblem {
     let scope = a.group().write_scope();
     let message = match code {
-        "not_allowed" => format!("Exist says this agent may not write {} ({error}): the token lacks the {scope} scope; run `exist-agent login` to grant it", a.display_name()),
-        "not_found" => format!("Exist has no attribute {} ({error}); check the name in your config", a.display_name()),
+        ItemErrorCode::NotAllowed => format!("Exist says this agent may not write {} ({error}): the token lacks the {scope} scope; run `exist-agent login` to grant it", a.display_name()),
+        ItemErrorCode::NotFound => format!("Exist has no attribute {} ({error}); check the name in your config", a.display_name()),
         _ => format!("Exist would not give {} to this agent: {code}: {error}", a.display_name()),
     };
     AttributeProblem {
         attribute: a.display_name(),
-        code: code.to_owned(),
+        code: code.clone(),
         message,
     }
 }

@@ -1,33 +1,47 @@
-//! From records to the values Exist must hold: which days to recompute, their values, and the
-//! outbox brought in line with the ledger of what Exist acknowledged.
+//! From records to day values: which days to recompute, and each day's value per attribute.
+//! Sources read whole give their [`DayTotals`]; incremental sources are read back from the store
+//! for the days whose records changed, the resync days, and their history when that is asked
+//! for. Nothing is written here: the values go to [`super::reconcile`].
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::pull::{is_whole, Snapshot};
-use super::values::{decode_time, empty_day_value, DayAccumulator, Rule, ValueProblem};
-use super::{Change, DayBasis, Mode};
-use crate::config::{AttributeConfig, Config};
-use crate::exist::types::{Day, Value};
-use crate::store::{OwnedAttribute, Store, StoreError, Tx};
+use super::attributes::Resolved;
+use super::pull::DayTotals;
+use super::reconcile::{DayValue, LedgerView};
+use super::values::{decode_time, sort_key, DayAccumulator, Measure};
+use super::{DayBasis, Mode};
+use crate::config::{Config, PullMode};
+use crate::exist::types::Day;
+use crate::sources::Malformed;
+use crate::store::{Reader, StoreError};
 
-use super::attributes::Ownership;
-
-/// What computing did: the values that changed and how many failed local checks.
+/// What computing gave.
 #[derive(Debug, Default)]
 pub(super) struct Computed {
-    pub changes: Vec<Change>,
-    pub rejected: usize,
+    /// Every recomputed (attribute, day).
+    pub values: Vec<DayValue>,
+    /// Stored records a rule could not use, by source.
+    pub malformed: HashMap<String, Vec<Malformed>>,
+    /// Incremental sources whose changed days were all taken in (every attribute selected).
+    pub settled_sources: Vec<String>,
+    /// Attributes computed from a stored source, to note as computed once.
+    pub computed: Vec<usize>,
 }
 
-/// Recomputes the days that need it for the `selected` attributes and queues the values that
-/// changed. Sources read whole take their values from `snapshots`; a source without a snapshot
-/// this run (not due, or its pull failed) keeps what Exist holds.
+/// Computes the days that need it for the `selected` attributes (indexes into `resolved`). A
+/// source read whole without totals this run (not due, or its pull failed) keeps what Exist
+/// holds.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the stages' inputs, each used once"
+)]
 pub(super) fn compute(
     config: &Config,
-    store: &mut Store,
-    ownership: &Ownership,
-    selected: &[&AttributeConfig],
-    snapshots: &HashMap<String, Snapshot>,
+    reader: &Reader<'_>,
+    resolved: &[Resolved<'_>],
+    selected: &[usize],
+    totals: &HashMap<String, DayTotals>,
+    view: &LedgerView,
     basis: DayBasis,
     mode: Mode,
 ) -> Result<Computed, StoreError> {
@@ -41,214 +55,144 @@ pub(super) fn compute(
     };
     let mut computed = Computed::default();
     for source in &config.sources {
-        let attributes: Vec<&AttributeConfig> = selected
+        let attributes: Vec<usize> = selected
             .iter()
             .copied()
-            .filter(|a| a.source == source.name)
+            .filter(|&i| resolved[i].config.source == source.name)
             .collect();
         if attributes.is_empty() {
             continue;
         }
-        if is_whole(source) {
-            if let Some(snapshot) = snapshots.get(&source.name) {
-                store.transaction(|tx| {
-                    from_snapshot(tx, ownership, &attributes, snapshot, window, &mut computed)
-                })?;
-            }
-            continue;
-        }
-        // Changed days are forgotten only when every attribute of the source took them in.
-        let all_of_source = config
-            .attributes
-            .iter()
-            .filter(|a| a.source == source.name)
-            .all(|a| attributes.iter().any(|s| s.key() == a.key()));
-        store.transaction(|tx| {
-            let dirty = tx.dirty_days(&source.name)?;
-            for attribute in &attributes {
-                let owned = ownership
-                    .get(attribute)
-                    .expect("selected attributes are owned");
-                let days = stored_days(tx, attribute, owned, &dirty, &resync, mode, window)?;
-                let rule = rule_of(attribute, owned, basis);
-                for day in days {
-                    let (value, had_records) = from_store(tx, &rule, &source.name, day)?;
-                    settle(tx, owned, attribute, day, value, had_records, &mut computed)?;
+        match source.kind.pull_mode() {
+            PullMode::Whole => {
+                if let Some(totals) = totals.get(&source.name) {
+                    from_totals(&attributes, totals, view, window, &mut computed);
                 }
-                tx.set_meta(&computed_key(attribute), &crate::store::now_text())?;
             }
-            if all_of_source {
-                tx.clear_dirty_days(&source.name)?;
+            PullMode::Incremental => {
+                let dirty = reader.dirty_days(&source.name)?;
+                for &i in &attributes {
+                    let r = &resolved[i];
+                    let days = stored_days(reader, r, i, view, &dirty, &resync, mode, window)?;
+                    let rule = r.rule(basis.tz);
+                    for day in days {
+                        let mut acc = DayAccumulator::default();
+                        let mut any = false;
+                        for row in reader.stored_records_on(&source.name, day)? {
+                            // Both were written by this program; a record that no longer reads
+                            // is skipped.
+                            let (Some(time), Ok(fields)) =
+                                (decode_time(&row.time), serde_json::from_str(&row.data))
+                            else {
+                                continue;
+                            };
+                            any = true;
+                            match rule.measure(&fields) {
+                                Measure::Bad(problem) => computed
+                                    .malformed
+                                    .entry(source.name.clone())
+                                    .or_default()
+                                    .push(Malformed {
+                                        source: source.name.clone(),
+                                        location: format!("id {}", row.id),
+                                        reason: problem.to_string(),
+                                    }),
+                                measure => rule.take(&mut acc, sort_key(&time, basis.tz), measure),
+                            }
+                        }
+                        computed.values.push(DayValue {
+                            attribute: i,
+                            day,
+                            value: rule.value(&acc),
+                            had_records: any,
+                        });
+                    }
+                    computed.computed.push(i);
+                }
+                // Changed days are forgotten only when every attribute of the source took them in.
+                let all_of_source = resolved
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.config.source == source.name)
+                    .all(|(i, _)| attributes.contains(&i));
+                if all_of_source {
+                    computed.settled_sources.push(source.name.clone());
+                }
             }
-            Ok(())
-        })?;
+        }
     }
     Ok(computed)
 }
 
-/// The days of a stored source to recompute for `attribute`: those whose records changed, the
-/// resync days, and, for a full sync, a backfill or a new attribute, the days of its history.
+/// The days of a stored source to recompute for an attribute: those whose records changed, the
+/// resync days, and, for a full sync, a backfill or an attribute's first run, its history.
+#[allow(clippy::too_many_arguments, reason = "the inputs of one decision")]
 fn stored_days(
-    tx: &Tx<'_>,
-    attribute: &AttributeConfig,
-    owned: &OwnedAttribute,
+    reader: &Reader<'_>,
+    resolved: &Resolved<'_>,
+    index: usize,
+    view: &LedgerView,
     dirty: &[Day],
     resync: &[Day],
     mode: Mode,
     window: Option<(Day, Day)>,
 ) -> Result<BTreeSet<Day>, StoreError> {
+    let source = &resolved.config.source;
     let mut days: BTreeSet<Day> = dirty.iter().chain(resync).copied().collect();
-    let first_time = tx.meta(&computed_key(attribute))?.is_none();
     match (mode, window) {
         (Mode::Full, _) => {
-            days.extend(tx.record_days(&attribute.source)?);
-            days.extend(tx.ledger(&owned.name)?.into_iter().map(|(d, _)| d));
+            days.extend(reader.record_days(source)?);
+            days.extend(view.acknowledged_days(index));
         }
         (Mode::Backfill { .. }, Some((from, to))) => {
             days.extend(
-                tx.record_days(&attribute.source)?
+                reader
+                    .record_days(source)?
                     .into_iter()
                     .filter(|d| (from..=to).contains(d)),
             );
         }
-        (Mode::Incremental, _) if first_time => days.extend(tx.record_days(&attribute.source)?),
+        (Mode::Incremental, _) if !reader.computed_before(resolved.key.as_str())? => {
+            days.extend(reader.record_days(source)?);
+        }
         _ => {}
     }
     Ok(days)
 }
 
-fn computed_key(attribute: &AttributeConfig) -> String {
-    format!("computed:{}", attribute.key())
-}
-
-fn rule_of(attribute: &AttributeConfig, owned: &OwnedAttribute, basis: DayBasis) -> Rule {
-    Rule {
-        aggregate: attribute.aggregate,
-        field: attribute.field.clone(),
-        value_type: owned.value_type,
-        tz: basis.tz,
-    }
-}
-
-/// A day's value from the stored records, and whether there were any.
-fn from_store(
-    tx: &Tx<'_>,
-    rule: &Rule,
-    source: &str,
-    day: Day,
-) -> Result<(Result<Option<Value>, ValueProblem>, bool), StoreError> {
-    let mut acc = DayAccumulator::default();
-    let mut any = false;
-    for (time, data) in tx.records_on(source, day)? {
-        // Both were written by this program; a record that no longer reads is skipped.
-        let (Some(time), Ok(fields)) = (decode_time(&time), serde_json::from_str(&data)) else {
-            continue;
-        };
-        any = true;
-        rule.add(&mut acc, &time, &fields);
-    }
-    Ok((rule.value(&acc), any))
-}
-
-/// Every day a snapshot holds, and every day Exist holds a value for that the snapshot no longer
+/// Every day the totals hold, and every day Exist holds a value for that the source no longer
 /// has (its records vanished from the file).
-fn from_snapshot(
-    tx: &Tx<'_>,
-    ownership: &Ownership,
-    attributes: &[&AttributeConfig],
-    snapshot: &Snapshot,
+fn from_totals(
+    attributes: &[usize],
+    totals: &DayTotals,
+    view: &LedgerView,
     window: Option<(Day, Day)>,
     computed: &mut Computed,
-) -> Result<(), StoreError> {
+) {
     let in_window = |d: &Day| window.is_none_or(|(from, to)| (from..=to).contains(d));
-    for attribute in attributes {
-        let owned = ownership
-            .get(attribute)
-            .expect("selected attributes are owned");
-        let Some((rule, days)) = snapshot.attribute(&attribute.key()) else {
+    for &i in attributes {
+        let Some((rule, days)) = totals.attribute(i) else {
             continue;
         };
-        let mut days: Vec<(Day, &DayAccumulator)> =
-            days.into_iter().filter(|(d, _)| in_window(d)).collect();
-        days.sort_by_key(|(d, _)| *d);
         let held: BTreeSet<Day> = days.iter().map(|(d, _)| *d).collect();
-        for (day, acc) in days {
-            settle(tx, owned, attribute, day, rule.value(acc), true, computed)?;
+        for (day, acc) in days.into_iter().filter(|(d, _)| in_window(d)) {
+            computed.values.push(DayValue {
+                attribute: i,
+                day,
+                value: rule.value(acc),
+                had_records: true,
+            });
         }
-        for (day, _) in tx
-            .ledger(&owned.name)?
-            .into_iter()
-            .filter(|(d, _)| in_window(d) && !held.contains(d))
+        for day in view
+            .acknowledged_days(i)
+            .filter(|d| in_window(d) && !held.contains(d))
         {
-            settle(tx, owned, attribute, day, Ok(None), false, computed)?;
+            computed.values.push(DayValue {
+                attribute: i,
+                day,
+                value: None,
+                had_records: false,
+            });
         }
     }
-    Ok(())
-}
-
-/// Brings the outbox in line with a day's computed value: queued when it differs from what Exist
-/// acknowledged, dropped when it no longer does, set aside when it cannot be sent.
-fn settle(
-    tx: &Tx<'_>,
-    owned: &OwnedAttribute,
-    attribute: &AttributeConfig,
-    day: Day,
-    value: Result<Option<Value>, ValueProblem>,
-    had_records: bool,
-    computed: &mut Computed,
-) -> Result<(), StoreError> {
-    let name = owned.name.as_str();
-    let old = tx.ledger_value(&owned.name, day)?;
-    let new = match value {
-        Ok(Some(v)) => v,
-        // The day's records vanished: sums and counts fall to zero; other values cannot be unset.
-        Ok(None) if !had_records && old.is_some() => match empty_day_value(attribute.aggregate) {
-            Some(v) => v,
-            None => return Ok(()),
-        },
-        Ok(None) => return Ok(()),
-        Err(problem) => {
-            tracing::warn!(attribute = %name, %day, "cannot compute the value: {problem}");
-            tx.reject(
-                name,
-                &day.to_string(),
-                &Value::Text(String::new()),
-                "local",
-                &problem.to_string(),
-            )?;
-            computed.rejected += 1;
-            return Ok(());
-        }
-    };
-    if let Err(problem) = owned.value_type.check(&new) {
-        if tx.rejected_value(name, day)?.as_ref() != Some(&new) {
-            tracing::warn!(attribute = %name, %day, value = %new, "not sent: {problem}");
-            tx.reject(
-                name,
-                &day.to_string(),
-                &new,
-                "local",
-                &format!("{problem}; not sent"),
-            )?;
-        }
-        computed.rejected += 1;
-        return Ok(());
-    }
-    if old.as_ref() == Some(&new) {
-        return tx.unqueue(&owned.name, day);
-    }
-    // A value Exist refused stays aside until it changes: no retrying forever.
-    if tx.rejected_value(name, day)?.as_ref() == Some(&new) {
-        return Ok(());
-    }
-    if tx.pending_value(&owned.name, day)?.as_ref() != Some(&new) {
-        tx.enqueue(&owned.name, day, &new)?;
-    }
-    computed.changes.push(Change {
-        attribute: name.to_owned(),
-        day,
-        old,
-        new,
-    });
-    Ok(())
 }

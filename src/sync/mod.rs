@@ -1,36 +1,42 @@
 //! The sync engine: from sources to the values Exist must hold, losing nothing.
 //!
-//! One run:
+//! Data flows one way. One run:
 //! 1. finds the user's timezone (configured, or the Exist profile's, cached for a day);
-//! 2. makes sure every configured attribute is owned ([`attributes`]: acquire once);
-//! 3. pulls each due source, storing records and only then advancing its cursor;
-//! 4. recomputes the days whose records changed, plus today and yesterday (`resync_days`), and
-//!    queues in the outbox only values that differ from what Exist acknowledged ([`values`]);
+//! 2. resolves every configured attribute, acquiring or creating those not owned yet
+//!    ([`attributes`]: acquire once); a dry run only resolves;
+//! 3. pulls each due source ([`pull`]), each failing, waiting and retrying on its own: records of
+//!    incremental sources are stored before their cursor advances, sources read whole give
+//!    their day totals;
+//! 4. computes the days that need it ([`compute`]) and reconciles them with what the state holds
+//!    ([`reconcile`]): a pure list of outbox operations, applied in one transaction (or, in a
+//!    dry run, shown);
 //! 5. sends the outbox in batches of at most 35 ([`outbox`]).
 //!
-//! A crash at any point leaves records, cursors, changed days and pending values consistent: the
-//! next run picks up where this one stopped.
+//! Everything a run did and every way it failed come back in one [`SyncRun`]. A crash at any
+//! point leaves records, cursors, changed days and pending values consistent: the next run picks
+//! up where this one stopped.
 
 pub mod attributes;
 mod compute;
 pub mod outbox;
 mod pull;
+pub mod reconcile;
 pub mod values;
-
-pub(crate) use pull::snapshot_size_key;
 
 use std::collections::{BTreeSet, HashMap};
 
-use chrono::{DateTime, NaiveTime, Utc};
+use chrono::{NaiveTime, Utc};
 use chrono_tz::Tz;
 
-use crate::config::{AttributeConfig, Config};
+use crate::config::{Config, PullMode};
+use crate::error::{Error, ErrorKind};
 use crate::exist::client::ExistClient;
 use crate::exist::types::{Day, Value};
 use crate::sources::{Malformed, PullSummary, RecordTime};
 use crate::store::{Store, StoreError};
-use attributes::{ensure_owned, Ownership};
+use attributes::{Resolved, Standing};
 use outbox::SendReport;
+use reconcile::{LedgerView, Op};
 use values::decode_time;
 
 /// How records fall on the user's days: their timezone and the local time a day starts.
@@ -81,16 +87,19 @@ pub enum Mode {
 pub struct SyncOptions {
     /// Which records to pull.
     pub mode: Mode,
-    /// Compute but send nothing (the caller runs it on a copy of the state).
-    pub dry_run: bool,
+    /// Plan only: resolve without acquiring, compute, reconcile, and return the operations in
+    /// the report instead of applying and sending them (a dry run, on a copy of the state).
+    pub plan_only: bool,
     /// Only these sources (e.g. the one a notification named); `None`: all that are due.
-    pub only_sources: Option<Vec<String>>,
+    pub only_sources: Option<BTreeSet<String>>,
     /// Sources pulled even when their own frequency says they are not due (notified ones).
     pub forced_sources: BTreeSet<String>,
+    /// Sources left out of this run (the daemon's backoff after they failed).
+    pub skip_sources: BTreeSet<String>,
     /// Only these attributes (by Exist name or configured name); empty: all.
     pub attributes: Vec<String>,
-    /// Becomes true when the run should stop early (SIGTERM): the batch in flight finishes,
-    /// everything else stays pending or unpulled for the next run.
+    /// Becomes true when the run should stop early (SIGTERM): pulls stop at once, the batch in
+    /// flight finishes, everything else stays pending or unpulled for the next run.
     pub stop: Option<tokio::sync::watch::Receiver<bool>>,
     /// Show progress bars on a terminal (backfill).
     pub progress: bool,
@@ -107,13 +116,11 @@ impl SyncOptions {
         if !self.progress {
             return indicatif::ProgressBar::hidden();
         }
-        let style =
-            indicatif::ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {msg}")
-                .expect("the template is valid")
-                .progress_chars("=> ");
-        indicatif::ProgressBar::new(len)
-            .with_style(style)
-            .with_prefix(what.to_owned())
+        let bar = indicatif::ProgressBar::new(len).with_prefix(what.to_owned());
+        match indicatif::ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {msg}") {
+            Ok(style) => bar.with_style(style.progress_chars("=> ")),
+            Err(_) => bar,
+        }
     }
 }
 
@@ -121,9 +128,10 @@ impl Default for SyncOptions {
     fn default() -> Self {
         Self {
             mode: Mode::Incremental,
-            dry_run: false,
+            plan_only: false,
             only_sources: None,
             forced_sources: BTreeSet::new(),
+            skip_sources: BTreeSet::new(),
             attributes: Vec::new(),
             stop: None,
             progress: false,
@@ -134,8 +142,10 @@ impl Default for SyncOptions {
 /// A value that changed: what Exist holds (as far as the ledger knows) and what it should hold.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
-    /// The attribute's Exist name.
+    /// The attribute as shown: its Exist name, or its configured name before it is owned.
     pub attribute: String,
+    /// Where the attribute stands, when it is not owned yet ("will be acquired").
+    pub standing: Option<&'static str>,
     /// The day.
     pub day: Day,
     /// The acknowledged value, if any.
@@ -149,7 +159,7 @@ pub struct Change {
 pub struct SourceReport {
     /// The source.
     pub name: String,
-    /// Whether it was pulled (not skipped as not due).
+    /// Whether it was pulled (not skipped as not due, or waiting).
     pub pulled: bool,
     /// Counts of the pull.
     pub summary: PullSummary,
@@ -157,6 +167,8 @@ pub struct SourceReport {
     pub malformed: Vec<Malformed>,
     /// Why the pull failed, if it did.
     pub error: Option<String>,
+    /// The source asked to be left alone until then.
+    pub waiting_until: Option<chrono::DateTime<Utc>>,
 }
 
 /// What a run did.
@@ -166,34 +178,69 @@ pub struct SyncReport {
     pub timezone: String,
     /// Per source.
     pub sources: Vec<SourceReport>,
-    /// Values queued because they changed.
+    /// Values queued because they changed (in a dry run: what would be sent, pending values
+    /// included).
     pub changes: Vec<Change>,
     /// Values refused by local checks before sending.
     pub rejected_locally: usize,
     /// What sending did.
     pub send: SendReport,
-    /// Attribute problems (not owned, values that could not be computed).
-    pub problems: Vec<String>,
 }
 
-/// A finished run: its report, and the failure that should set the exit code, if any.
+/// One way a run failed, and where.
 #[derive(Debug)]
-pub struct SyncOutcome {
+pub struct Failure {
+    /// The source that failed, when it was one.
+    pub source: Option<String>,
+    /// Why.
+    pub error: Error,
+}
+
+/// A finished run: what it did and every way it failed (the run did what it could regardless).
+#[derive(Debug, Default)]
+pub struct SyncRun {
     /// What was done.
     pub report: SyncReport,
-    /// The first failure that matters for the exit code (the run still did what it could).
-    pub failure: Option<crate::error::Error>,
+    /// What failed.
+    pub failures: Vec<Failure>,
 }
 
-impl SyncOutcome {
-    /// Logs the run's summary and turns its failure, if any, into the command's result.
-    pub fn finish(self) -> Result<(), crate::error::Error> {
+impl SyncRun {
+    fn fail(&mut self, source: Option<&str>, error: impl Into<Error>) {
+        self.failures.push(Failure {
+            source: source.map(str::to_owned),
+            error: error.into(),
+        });
+    }
+
+    /// The sources that failed in this run.
+    pub fn failed_sources(&self) -> BTreeSet<String> {
+        self.failures
+            .iter()
+            .filter_map(|f| f.source.clone())
+            .collect()
+    }
+
+    /// Whether something other than a source failed (Exist, the state, an attribute).
+    pub fn failed_beyond_sources(&self) -> bool {
+        self.failures.iter().any(|f| f.source.is_none())
+    }
+
+    /// Whether sending stopped at the hour's limit with values still pending.
+    pub fn paused_by_rate_limit(&self) -> bool {
+        self.report.send.remaining > 0
+            && self
+                .failures
+                .iter()
+                .any(|f| f.source.is_none() && f.error.kind() == ErrorKind::Temporary)
+    }
+
+    /// Logs the run's summary and turns its failures into the command's result: the one that
+    /// needs the user most sets the exit code, and all are listed.
+    pub fn finish(self) -> Result<(), Error> {
         let report = &self.report;
         for s in report.sources.iter().filter(|s| s.pulled) {
             tracing::info!(source = %s.name, records = s.summary.records, malformed = s.malformed.len(), "pulled");
-        }
-        for p in &report.problems {
-            tracing::warn!("{p}");
         }
         tracing::info!(
             changed = report.changes.len(),
@@ -204,107 +251,94 @@ impl SyncOutcome {
             timezone = %report.timezone,
             "sync finished"
         );
-        match self.failure {
-            Some(e) => Err(e),
-            None if !report.problems.is_empty() => Err(crate::error::Error::failed(format!(
-                "{} attribute(s) could not be synced: {}",
-                report.problems.len(),
-                report.problems.join("; ")
-            ))),
-            None => Ok(()),
-        }
+        let errors = self.failures.into_iter().map(|f| f.error).collect();
+        Error::most_urgent(errors).map_or(Ok(()), Err)
     }
 }
 
-/// Runs one sync. Every request it made counts toward the hour's budget, whatever the outcome
-/// (a dry run's caller counts them in the real state, since the run works on a copy).
+/// Runs one sync. Every request it makes is counted in the hour's budget by the client itself.
 pub async fn sync(
     config: &Config,
     store: &mut Store,
     client: &ExistClient,
     options: &SyncOptions,
-) -> Result<SyncOutcome, crate::error::Error> {
-    let outcome = run(config, store, client, options).await;
-    if !options.dry_run {
-        outbox::count_requests(store, client)?;
-    }
-    outcome
-}
-
-async fn run(
-    config: &Config,
-    store: &mut Store,
-    client: &ExistClient,
-    options: &SyncOptions,
-) -> Result<SyncOutcome, crate::error::Error> {
-    let tz = user_timezone(config, store, client).await?;
+) -> SyncRun {
+    let mut run = SyncRun::default();
+    let tz = match user_timezone(config, store, client).await {
+        Ok(tz) => tz,
+        Err(e) => {
+            run.fail(None, e);
+            return run;
+        }
+    };
+    run.report.timezone = tz.name().to_owned();
     let basis = DayBasis {
         tz,
         day_starts: config.agent.day_starts,
     };
-    rebase_days(config, store, basis)?;
-    let ownership = if options.dry_run {
-        Ownership {
-            owned: store
-                .read()
-                .owned_attributes()?
-                .into_iter()
-                .map(|a| (a.key.clone(), a))
-                .collect(),
-            problems: Vec::new(),
-        }
+    if let Err(e) = rebase_days(config, store, basis) {
+        run.fail(None, e);
+        return run;
+    }
+    let resolved = if options.plan_only {
+        store
+            .read()
+            .owned_attributes()
+            .map(|owned| attributes::resolve(config, &owned))
+            .map_err(Error::from)
     } else {
-        ensure_owned(config, store, client).await?
+        attributes::ensure_owned(config, store, client)
+            .await
+            .map_err(Error::from)
     };
-    let mut report = SyncReport {
-        timezone: tz.name().to_owned(),
-        problems: ownership
-            .problems
-            .iter()
-            .map(|p| p.message.clone())
-            .collect(),
-        ..SyncReport::default()
+    let resolved = match resolved {
+        Ok(r) => r,
+        Err(e) => {
+            run.fail(None, e);
+            return run;
+        }
     };
-    let selected = select_attributes(config, &ownership, &options.attributes)?;
-    let mut failure = None;
-    let mut snapshots = HashMap::new();
+    for r in &resolved {
+        if let Standing::Refused(p) = &r.standing {
+            run.fail(None, Error::failed(p.message.clone()));
+        }
+    }
+    let selected = match select_attributes(config, &resolved, &options.attributes) {
+        Ok(s) => s,
+        Err(e) => {
+            run.fail(None, e);
+            return run;
+        }
+    };
+    let mut totals = HashMap::new();
     for source in &config.sources {
         let wanted = options
             .only_sources
             .as_ref()
-            .is_none_or(|only| only.contains(&source.name));
+            .is_none_or(|only| only.contains(&source.name))
+            && !options.skip_sources.contains(&source.name);
         if !wanted || options.stopping() {
             continue;
         }
         let forced = options.forced_sources.contains(&source.name);
-        let attributes: Vec<&AttributeConfig> = selected
-            .iter()
-            .copied()
-            .filter(|a| a.source == source.name)
-            .collect();
-        let pulled = pull::pull_source(source, &attributes, store, basis, options, forced).await;
-        failure = failure.or(pulled.failure);
-        if let Some(snapshot) = pulled.snapshot {
-            snapshots.insert(source.name.clone(), snapshot);
+        let pulled =
+            pull::pull_source(source, &resolved, &selected, store, basis, options, forced).await;
+        if let Some(e) = pulled.failure {
+            run.fail(Some(&source.name), e);
         }
-        report.sources.push(pulled.report);
+        if let Some(t) = pulled.totals {
+            totals.insert(source.name.clone(), t);
+        }
+        run.report.sources.push(pulled.report);
     }
-    let computed = compute::compute(
-        config,
-        store,
-        &ownership,
-        &selected,
-        &snapshots,
-        basis,
-        options.mode,
-    )?;
-    report.changes = computed.changes;
-    report.rejected_locally = computed.rejected;
-    for change in &report.changes {
-        tracing::debug!(attribute = %change.attribute, day = %change.day, old = ?change.old, new = %change.new, "value changed");
+    if let Err(e) = settle(
+        config, store, &resolved, &selected, &totals, basis, options, &mut run,
+    ) {
+        run.fail(None, e);
+        return run;
     }
-    if options.dry_run {
-        return Ok(SyncOutcome { report, failure });
+    if options.plan_only || options.stopping() {
+        return run;
     }
     let stop = || options.stopping();
     let control = outbox::FlushControl {
@@ -312,26 +346,164 @@ async fn run(
         bar: options.bar(0, "sending"),
     };
     match outbox::flush(store, client, &control).await {
-        Ok(sent) => report.send = sent,
+        Ok(sent) => run.report.send = sent,
         Err(stopped) => {
-            report.send = stopped.report().clone();
-            failure = Some(stopped.into());
+            run.report.send = stopped.report().clone();
+            run.fail(None, stopped);
         }
     }
-    Ok(SyncOutcome { report, failure })
+    run
+}
+
+/// Computes, reconciles and applies (or, planning only, reports) the day values of this run.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the stages' inputs, each used once"
+)]
+fn settle(
+    config: &Config,
+    store: &mut Store,
+    resolved: &[Resolved<'_>],
+    selected: &[usize],
+    totals: &HashMap<String, pull::DayTotals>,
+    basis: DayBasis,
+    options: &SyncOptions,
+    run: &mut SyncRun,
+) -> Result<(), StoreError> {
+    let reader = store.read();
+    let view = LedgerView::load(&reader, resolved, selected)?;
+    let computed = compute::compute(
+        config,
+        &reader,
+        resolved,
+        selected,
+        totals,
+        &view,
+        basis,
+        options.mode,
+    )?;
+    let compute::Computed {
+        values,
+        malformed,
+        settled_sources,
+        computed,
+    } = computed;
+    for (name, records) in &malformed {
+        for m in records {
+            tracing::warn!("{m}");
+        }
+        if let Some(report) = run.report.sources.iter_mut().find(|s| s.name == *name) {
+            report.malformed.extend(records.iter().cloned());
+        }
+    }
+    let ops = reconcile::reconcile(values, resolved, &view);
+    run.report.rejected_locally = ops
+        .iter()
+        .filter(|op| matches!(op, Op::Reject { .. }))
+        .count();
+    run.report.changes = changes(&ops, resolved, &view, options.plan_only);
+    for change in &run.report.changes {
+        tracing::debug!(attribute = %change.attribute, day = %change.day, old = ?change.old, new = %change.new, "value changed");
+    }
+    if options.plan_only {
+        return Ok(());
+    }
+    // The records each pulled source skipped, for `status`; a source computed from the store
+    // only adds what its rules could not use.
+    let mut skipped: HashMap<&str, Vec<&Malformed>> = HashMap::new();
+    for report in run.report.sources.iter().filter(|s| s.pulled) {
+        skipped
+            .entry(report.name.as_str())
+            .or_default()
+            .extend(report.malformed.iter());
+    }
+    for (name, records) in &malformed {
+        if !skipped.contains_key(name.as_str()) {
+            skipped.insert(name.as_str(), records.iter().collect());
+        }
+    }
+    store.transaction(|tx| {
+        reconcile::apply(tx, &ops, resolved)?;
+        for source in &settled_sources {
+            tx.clear_dirty_days(source)?;
+        }
+        for &i in &computed {
+            tx.set_computed(resolved[i].key.as_str())?;
+        }
+        for (source, records) in &skipped {
+            tx.set_skipped(
+                source,
+                records
+                    .iter()
+                    .map(|m| (m.location.as_str(), m.reason.as_str())),
+            )?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// The values a run queues, as shown: in a dry run, also what waits in the outbox already (the
+/// real run sends it too).
+fn changes(ops: &[Op], resolved: &[Resolved<'_>], view: &LedgerView, plan: bool) -> Vec<Change> {
+    let standing = |i: usize| match resolved[i].standing {
+        Standing::WillAcquire => Some("will be acquired"),
+        Standing::WillCreate => Some("will be created"),
+        _ => None,
+    };
+    let mut out: Vec<Change> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Enqueue {
+                attribute,
+                day,
+                old,
+                new,
+                ..
+            } => Some(Change {
+                attribute: resolved[*attribute].shown(),
+                standing: standing(*attribute),
+                day: *day,
+                old: old.clone(),
+                new: new.clone(),
+            }),
+            _ => None,
+        })
+        .collect();
+    if plan {
+        let touched: BTreeSet<(usize, Day)> = ops
+            .iter()
+            .map(|op| match op {
+                Op::Enqueue { attribute, day, .. }
+                | Op::Unqueue { attribute, day }
+                | Op::Reject { attribute, day, .. } => (*attribute, *day),
+            })
+            .collect();
+        for (i, r) in resolved.iter().enumerate() {
+            for (day, value) in view.pending(i) {
+                if !touched.contains(&(i, day)) {
+                    out.push(Change {
+                        attribute: r.shown(),
+                        standing: standing(i),
+                        day,
+                        old: view.held(i, day).acknowledged,
+                        new: value.clone(),
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| (a.day, &a.attribute).cmp(&(b.day, &b.attribute)));
+    }
+    out
 }
 
 /// The user's timezone when it is known without asking Exist: configured, or the profile's as
 /// last cached (however old).
 pub fn known_timezone(config: &Config, store: &Store) -> Option<Tz> {
-    config.exist.timezone.or_else(|| {
-        store
-            .read()
-            .meta("profile_timezone")
-            .ok()
-            .flatten()
-            .and_then(|t| t.parse().ok())
-    })
+    config
+        .exist
+        .timezone
+        .or_else(|| store.read().profile_timezone().ok().flatten().map(|p| p.tz))
 }
 
 /// The user's timezone: configured, or the Exist profile's (cached, checked once a day).
@@ -339,59 +511,58 @@ pub async fn user_timezone(
     config: &Config,
     store: &mut Store,
     client: &ExistClient,
-) -> Result<Tz, crate::error::Error> {
+) -> Result<Tz, Error> {
     if let Some(tz) = config.exist.timezone {
         return Ok(tz);
     }
-    let cached: Option<Tz> = store
-        .read()
-        .meta("profile_timezone")?
-        .and_then(|t| t.parse().ok());
-    let checked = store
-        .read()
-        .meta("profile_timezone_checked")?
-        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-        .map(|t| t.to_utc());
-    if let (Some(tz), Some(at)) = (cached, checked) {
-        if Utc::now() - at < chrono::Duration::days(1) {
-            return Ok(tz);
+    let cached = store.read().profile_timezone()?;
+    if let Some(cached) = cached {
+        let fresh = cached
+            .checked_at
+            .is_some_and(|at| Utc::now() - at < chrono::Duration::days(1));
+        if fresh {
+            return Ok(cached.tz);
         }
     }
     let profile = match client.profile().await {
         Ok(p) => p,
         Err(e) => {
-            if let Some(tz) = cached {
-                tracing::warn!("could not refresh the Exist profile's timezone ({e}); using {tz}");
-                return Ok(tz);
+            if let Some(cached) = cached {
+                tracing::warn!(
+                    "could not refresh the Exist profile's timezone ({e}); using {}",
+                    cached.tz
+                );
+                return Ok(cached.tz);
             }
             return Err(e.into());
         }
     };
     let tz: Tz = profile.timezone.parse().map_err(|_| {
-        crate::error::Error::failed(format!(
+        Error::failed(format!(
             "Exist's profile timezone \"{}\" is not an IANA name this agent knows",
             profile.timezone
         ))
         .with_fix("set exist.timezone in the config")
     })?;
-    store.transaction(|tx| {
-        tx.set_meta("profile_timezone", tz.name())?;
-        tx.set_meta("profile_timezone_checked", &crate::store::now_text())
-    })?;
+    store.transaction(|tx| tx.set_profile_timezone(tz))?;
     Ok(tz)
 }
 
 /// Re-places every stored record on its day when the timezone or the day start changed.
 fn rebase_days(config: &Config, store: &mut Store, basis: DayBasis) -> Result<(), StoreError> {
     let text = basis.to_string();
-    let known = store.read().meta("day_basis")?;
+    let known = store.read().day_basis()?;
     if known.as_deref() == Some(text.as_str()) {
         return Ok(());
     }
     store.transaction(|tx| {
         if known.is_some() {
             tracing::info!(%basis, "the timezone or day start changed; re-placing stored records on their days");
-            for source in &config.sources {
+            let stored = config
+                .sources
+                .iter()
+                .filter(|s| s.kind.pull_mode() == PullMode::Incremental);
+            for source in stored {
                 for (id, time) in tx.record_times(&source.name)? {
                     if let Some(time) = decode_time(&time) {
                         tx.set_record_day(&source.name, &id, basis.day_of(&time))?;
@@ -399,41 +570,38 @@ fn rebase_days(config: &Config, store: &mut Store, basis: DayBasis) -> Result<()
                 }
             }
         }
-        tx.set_meta("day_basis", &text)
+        tx.set_day_basis(&text)
     })
 }
 
-/// The configured attributes this run computes: owned ones, narrowed by `--attribute`.
-fn select_attributes<'c>(
-    config: &'c Config,
-    ownership: &Ownership,
+/// The attributes this run computes (indexes into `resolved`): owned ones, or in a dry run those
+/// that will be, narrowed by `--attribute`.
+fn select_attributes(
+    config: &Config,
+    resolved: &[Resolved<'_>],
     names: &[String],
-) -> Result<Vec<&'c AttributeConfig>, crate::error::Error> {
+) -> Result<Vec<usize>, Error> {
     for name in names {
-        let known = config.attributes.iter().any(|a| {
-            a.display_name() == *name || ownership.get(a).is_some_and(|o| o.name.as_str() == name)
-        });
-        if !known {
-            return Err(crate::error::Error::usage(format!(
-                "--attribute {name}: no configured attribute has that name; configured: {}",
+        if !resolved.iter().any(|r| r.is_called(name)) {
+            return Err(Error::usage(format!(
+                "--attribute {name}: no configured attribute has that name"
+            ))
+            .with_fix(format!(
+                "write one of {}",
                 config
                     .attributes
                     .iter()
-                    .map(AttributeConfig::display_name)
+                    .map(|a| a.display_name())
                     .collect::<Vec<_>>()
                     .join(", ")
             )));
         }
     }
-    Ok(config
-        .attributes
+    Ok(resolved
         .iter()
-        .filter(|a| ownership.get(a).is_some())
-        .filter(|a| {
-            names.is_empty()
-                || names.iter().any(|n| {
-                    a.display_name() == *n || ownership.get(a).is_some_and(|o| o.name.as_str() == n)
-                })
-        })
+        .enumerate()
+        .filter(|(_, r)| !matches!(r.standing, Standing::Refused(_)))
+        .filter(|(_, r)| names.is_empty() || names.iter().any(|n| r.is_called(n)))
+        .map(|(i, _)| i)
         .collect())
 }

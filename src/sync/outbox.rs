@@ -4,15 +4,10 @@
 
 use std::collections::BTreeSet;
 
-use chrono::Utc;
-
 use super::attributes::{reacquire, SyncStepError};
 use crate::exist::client::{ExistClient, ExistError, ItemFailure, UpdateItem, WriteOutcome};
 use crate::exist::types::{AttributeName, Batch};
-use crate::store::{Pending, Store, StoreError};
-
-/// Exist's documented limit of requests per hour per token.
-pub const HOURLY_LIMIT: u32 = 300;
+use crate::store::{Pending, Store};
 
 /// What sending the outbox did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -142,22 +137,13 @@ async fn send_all(
             tracing::info!("stopping: the rest stays pending for the next run");
             return None;
         }
-        let budget = match store.read().budget(Utc::now()) {
-            Ok(b) => b,
-            Err(e) => return Some(Stop::Failed(e.into())),
-        };
-        if budget.limited || budget.requests >= HOURLY_LIMIT {
-            return Some(Stop::RateLimited);
-        }
         let settled = report.acknowledged + report.rejected;
         match send_batch(store, client, batch.into_items(), report).await {
             Ok(()) => control
                 .bar
                 .inc((report.acknowledged + report.rejected - settled) as u64),
-            Err(SyncStepError::Exist(ExistError::RateLimited)) => {
-                let _ = store.transaction(|tx| tx.mark_limited(Utc::now()));
-                return Some(Stop::RateLimited);
-            }
+            // The client's budget refused, or Exist said 429 (the budget noted it).
+            Err(SyncStepError::Exist(ExistError::RateLimited)) => return Some(Stop::RateLimited),
             Err(e) => return Some(Stop::Failed(e)),
         }
     }
@@ -185,13 +171,11 @@ async fn send_batch(
         })
         .collect();
     report.update_calls += 1;
-    let outcome = client.update(items).await;
-    count_requests(store, client)?;
-    let outcome = outcome?;
+    let outcome = client.update(items).await?;
     let lost: Vec<UpdateItem> = outcome
         .failed
         .iter()
-        .filter(|f| f.code == "unauthorised")
+        .filter(|f| f.is_not_owner())
         .map(|f| f.item.clone())
         .collect();
     record(store, outcome, report)?;
@@ -201,14 +185,12 @@ async fn send_batch(
     let names: BTreeSet<AttributeName> = lost.iter().map(|i| i.name.clone()).collect();
     let names: Vec<AttributeName> = names.into_iter().collect();
     tracing::warn!(attributes = ?names.iter().map(AttributeName::as_str).collect::<Vec<_>>(), "another service owns these attributes now; re-acquiring them once");
-    let back = reacquire(client, &names).await;
-    count_requests(store, client)?;
-    let back = back?;
+    let back = reacquire(client, &names).await?;
     let (retry, refused): (Vec<UpdateItem>, Vec<UpdateItem>) =
         lost.into_iter().partition(|i| back.contains(&i.name));
     store.transaction(|tx| {
         refused.iter().try_for_each(|i| {
-            tx.reject(i.name.as_str(), &i.date.to_string(), &i.value, "unauthorised", "another service owns this attribute and it could not be re-acquired; hand it back to exist-agent in Exist's settings")
+            tx.reject(&i.name, i.date, &i.value, "unauthorised", "another service owns this attribute and it could not be re-acquired; hand it back to exist-agent in Exist's settings")
         })
     })?;
     report.rejected += refused.len();
@@ -216,20 +198,12 @@ async fn send_batch(
         return Ok(());
     }
     report.update_calls += 1;
-    let outcome = client.update(retry).await;
-    count_requests(store, client)?;
-    record(store, outcome?, report)
+    let outcome = client.update(retry).await?;
+    record(store, outcome, report)
 }
 
-/// Adds the requests the client made since the last count to the hour's budget.
-pub fn count_requests(store: &mut Store, client: &ExistClient) -> Result<(), StoreError> {
-    match client.take_request_count() {
-        0 => Ok(()),
-        n => store.transaction(|tx| tx.count_requests(Utc::now(), n)),
-    }
-}
-
-/// Stores acknowledgements and rejections; `unauthorised` items stay pending for the retry.
+/// Stores acknowledgements and rejections; items of attributes another service took stay pending
+/// for the retry, and items the reply does not account for stay pending for the next run.
 fn record(
     store: &mut Store,
     outcome: WriteOutcome<UpdateItem>,
@@ -239,26 +213,18 @@ fn record(
         for (item, _) in &outcome.succeeded {
             tx.acknowledge(&item.name, item.date, &item.value)?;
         }
-        for ItemFailure { item, code, error } in &outcome.failed {
-            if code != "unauthorised" {
-                tx.reject(
-                    item.name.as_str(),
-                    &item.date.to_string(),
-                    &item.value,
-                    code,
-                    error,
-                )?;
-            }
+        for failure in outcome.failed.iter().filter(|f| !f.is_not_owner()) {
+            let ItemFailure { item, code, error } = failure;
+            tx.reject(&item.name, item.date, &item.value, code.as_str(), error)?;
         }
         Ok(())
     })?;
     report.acknowledged += outcome.succeeded.len();
-    report.rejected += outcome
-        .failed
-        .iter()
-        .filter(|f| f.code != "unauthorised")
-        .count();
-    for f in outcome.failed.iter().filter(|f| f.code != "unauthorised") {
+    report.rejected += outcome.failed.iter().filter(|f| !f.is_not_owner()).count();
+    for item in &outcome.unaccounted {
+        tracing::warn!(attribute = %item.name, day = %item.date, "Exist's reply does not account for this value; it stays pending and is sent again");
+    }
+    for f in outcome.failed.iter().filter(|f| !f.is_not_owner()) {
         tracing::warn!(attribute = %f.item.name, day = %f.item.date, code = %f.code, "Exist refused a value: {}; it is kept aside (see `exist-agent status`)", f.error);
     }
     Ok(())

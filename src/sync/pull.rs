@@ -1,29 +1,35 @@
 //! Pulling one source and keeping what it gives.
 //!
-//! An HTTP source is pulled incrementally: its records go to the store page by page (by id, the
-//! newest version wins) and its cursor advances only after them. A file or a command is read
-//! whole every time, so its records are not stored at all: they stream into per-day
-//! accumulators (a [`Snapshot`]), and the snapshot is the source's truth for this run.
+//! How a source is pulled is its kind's [`PullMode`]. An incremental source's records go to the
+//! store page by page (by id, the newest version wins) and its cursor advances only after them.
+//! A source read whole is not stored at all: its records stream into per-day accumulators (its
+//! [`DayTotals`]), which are the source's truth for this run.
+//!
+//! Every pull is bounded (an HTTP source's `timeout`), stops at once when the run is asked to
+//! stop, and leaves a source that asked to wait (`Retry-After`) alone until then, across runs.
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Datelike, NaiveDateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
 
+use super::attributes::Resolved;
 use super::values::{encode_time, sort_key, DayAccumulator, Measure, Rule};
 use super::{DayBasis, Mode, SourceReport, SyncOptions};
-use crate::config::{AttributeConfig, SourceConfig, SourceKind};
+use crate::config::{PullMode, SourceConfig, SourceKind};
+use crate::error::Error;
 use crate::exist::types::Day;
 use crate::sources::{
-    self, Malformed, PullEvent, PullPlan, PullSummary, Record, SinkError, Source,
+    self, Malformed, PullEvent, PullPlan, PullSummary, Record, SinkError, Source, SourceError,
 };
-use crate::store::{Cursor, Store, StoreError, StoredRecord};
+use crate::store::{Cursor, Store, StoredRecord};
 
 /// A source read whole in this run: each of its attributes' day accumulators.
 #[derive(Debug)]
-pub(super) struct Snapshot {
-    /// The attributes, by configuration key, with their rules.
-    rules: Vec<(String, Rule)>,
+pub(super) struct DayTotals {
+    source: String,
+    /// The attributes (by index into the resolved list), with their rules.
+    rules: Vec<(usize, Rule)>,
     tz: Tz,
     /// Accumulators by (index into `rules`, day).
     days: HashMap<(usize, Day), DayAccumulator>,
@@ -34,45 +40,43 @@ pub(super) struct Snapshot {
     pub records: u64,
 }
 
-impl Snapshot {
-    fn new(source: &SourceConfig, attributes: &[&AttributeConfig], tz: Tz) -> Self {
-        let has_ids = match &source.kind {
-            SourceKind::File(f) => f.id_field.is_some(),
-            SourceKind::Command(c) => c.id_field.is_some(),
-            SourceKind::Http(_) => false,
-        };
-        let rules = attributes
-            .iter()
-            .map(|a| {
-                let rule = Rule {
-                    aggregate: a.aggregate,
-                    field: a.field.clone(),
-                    value_type: a.value_type(),
-                    tz,
-                };
-                (a.key(), rule)
-            })
-            .collect();
+impl DayTotals {
+    fn new(source: &SourceConfig, rules: Vec<(usize, Rule)>, tz: Tz) -> Self {
         Self {
+            source: source.name.clone(),
             rules,
             tz,
             days: HashMap::new(),
-            newest: has_ids.then(NewestById::default),
+            newest: source.kind.id_field().map(|_| NewestById::default()),
             records: 0,
         }
     }
 
-    fn add(&mut self, record: Record, day: Day) {
+    /// Takes one record in; a measure that cannot be used is named in `malformed` and left out.
+    fn add(&mut self, record: Record, day: Day, malformed: &mut Vec<Malformed>) {
         self.records += 1;
         let at = sort_key(&record.time, self.tz);
+        let source = &self.source;
+        let location = &record.location;
         let measures = self
             .rules
             .iter()
-            .map(|(_, rule)| rule.measure(&record.fields));
+            .map(|(_, rule)| match rule.measure(&record.fields) {
+                Measure::Bad(problem) => {
+                    malformed.push(Malformed {
+                        source: source.clone(),
+                        location: location.clone(),
+                        reason: problem.to_string(),
+                    });
+                    Measure::Absent
+                }
+                measure => measure,
+            });
         match (&mut self.newest, &record.id) {
             (Some(newest), Some(id)) => newest.keep(id, day, at, measures),
             _ => {
-                for (i, measure) in measures.enumerate() {
+                let measures: Vec<Measure> = measures.collect();
+                for (i, measure) in measures.into_iter().enumerate() {
                     let acc = self.days.entry((i, day)).or_default();
                     self.rules[i].1.take(acc, at, measure);
                 }
@@ -94,9 +98,10 @@ impl Snapshot {
         }
     }
 
-    /// The rule and the days, with their accumulators, of the attribute with `key`.
-    pub fn attribute(&self, key: &str) -> Option<(&Rule, Vec<(Day, &DayAccumulator)>)> {
-        let index = self.rules.iter().position(|(k, _)| k == key)?;
+    /// The rule and the days, with their accumulators, of attribute `attribute` (an index into
+    /// the resolved list).
+    pub fn attribute(&self, attribute: usize) -> Option<(&Rule, Vec<(Day, &DayAccumulator)>)> {
+        let index = self.rules.iter().position(|(a, _)| *a == attribute)?;
         let days = self
             .days
             .iter()
@@ -181,31 +186,32 @@ fn id_hash(id: &str) -> [u32; 3] {
 }
 
 /// What pulling one source gave.
-pub(super) struct Pulled {
+pub(super) struct SourcePull {
     /// For the run's report.
     pub report: SourceReport,
-    /// The failure for the exit code, if any.
-    pub failure: Option<crate::error::Error>,
-    /// A source read whole: what it holds now (none when it failed or was not due).
-    pub snapshot: Option<Snapshot>,
+    /// Why it failed, if it did.
+    pub failure: Option<Error>,
+    /// A source read whole: what it holds now (none when it failed or was not pulled).
+    pub totals: Option<DayTotals>,
 }
 
 /// Pulls one source if it is due (or `forced`), keeping what it hands over as it goes.
 pub(super) async fn pull_source(
     source: &SourceConfig,
-    attributes: &[&AttributeConfig],
+    resolved: &[Resolved<'_>],
+    selected: &[usize],
     store: &mut Store,
     basis: DayBasis,
     options: &SyncOptions,
     forced: bool,
-) -> Pulled {
-    let mut pulled = Pulled {
+) -> SourcePull {
+    let mut pulled = SourcePull {
         report: SourceReport {
             name: source.name.clone(),
             ..SourceReport::default()
         },
         failure: None,
-        snapshot: None,
+        totals: None,
     };
     let now = Utc::now();
     let pull = match Pull::plan(source, store, basis, options, now) {
@@ -215,6 +221,11 @@ pub(super) async fn pull_source(
             return pulled;
         }
     };
+    if let Some(until) = pull.before.retry_at.filter(|t| *t > now) {
+        tracing::info!(source = %source.name, %until, "the source asked to wait; not pulled until then");
+        pulled.report.waiting_until = Some(until);
+        return pulled;
+    }
     if options.mode == Mode::Incremental
         && !forced
         && !crate::schedule::source_due(source.every, pull.before.last_pull_at, now)
@@ -224,27 +235,43 @@ pub(super) async fn pull_source(
     }
     pulled.report.pulled = true;
     let before = pull.before.clone();
-    let mut snapshot = is_whole(source).then(|| Snapshot::new(source, attributes, basis.tz));
-    let result = pull
-        .run(store, &mut pulled.report.malformed, snapshot.as_mut())
-        .await;
+    let mut totals = (source.kind.pull_mode() == PullMode::Whole).then(|| {
+        let rules = selected
+            .iter()
+            .filter(|&&i| resolved[i].config.source == source.name)
+            .map(|&i| (i, resolved[i].rule(basis.tz)))
+            .collect();
+        DayTotals::new(source, rules, basis.tz)
+    });
+    let result = bounded(
+        source,
+        options,
+        pull.run(store, &mut pulled.report.malformed, totals.as_mut()),
+    )
+    .await;
     let mut cursor = store.read().cursor(&source.name).unwrap_or(before);
     cursor.last_pull_at = Some(now);
+    cursor.retry_at = None;
     match result {
         Ok(summary) => {
             pulled.report.summary = summary;
-            pulled.snapshot = snapshot.map(|mut s| {
-                s.finish();
-                s
+            pulled.totals = totals.map(|mut t| {
+                t.finish();
+                t
             });
             cursor.last_error = None;
         }
         Err(e) => {
-            let text = e.to_string();
-            tracing::warn!("{text}");
-            cursor.last_error = Some(text.clone());
-            pulled.report.error = Some(text.clone());
-            pulled.failure = Some(e.into());
+            if let SourceError::RateLimited { retry_after, .. } = &e {
+                cursor.retry_at = chrono::Duration::from_std(*retry_after)
+                    .ok()
+                    .map(|wait| now + wait);
+            }
+            let error = Error::from(e);
+            tracing::warn!("{}", error.message());
+            cursor.last_error = Some(error.message());
+            pulled.report.error = Some(error.message());
+            pulled.failure = Some(error);
         }
     }
     if let Err(e) = store.transaction(|tx| tx.set_cursor(&source.name, &cursor)) {
@@ -256,14 +283,46 @@ pub(super) async fn pull_source(
     pulled
 }
 
-/// Whether the source is read whole each run (a file or a command).
-pub(super) fn is_whole(source: &SourceConfig) -> bool {
-    !matches!(source.kind, SourceKind::Http(_))
-}
-
-/// The meta key holding how many records a source read whole had at its last pull.
-pub(crate) fn snapshot_size_key(source: &str) -> String {
-    format!("records:{source}")
+/// Runs a pull within its source's time bound, and stops it at once when the run is asked to
+/// stop: nothing is lost, since a cursor only ever advances after what it covers is stored.
+async fn bounded(
+    source: &SourceConfig,
+    options: &SyncOptions,
+    pull: impl std::future::Future<Output = Result<PullSummary, SourceError>>,
+) -> Result<PullSummary, SourceError> {
+    let limit = match &source.kind {
+        SourceKind::Http(h) => Some(h.timeout),
+        // A command has its own timeout; a file ends.
+        SourceKind::File(_) | SourceKind::Command(_) => None,
+    };
+    let stopped = async {
+        match options.stop.clone() {
+            Some(mut stop) => {
+                let _ = stop.wait_for(|s| *s).await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    let timed = async {
+        match limit {
+            Some(limit) => tokio::time::timeout(limit, pull).await.unwrap_or_else(|_| {
+                Err(SourceError::Unbounded {
+                    source_name: source.name.clone(),
+                    what: format!("the pull took longer than {} (timeout)", humantime::format_duration(limit)),
+                    fix: "raise the source's timeout if it is just slow; the next run pulls again from the last stored cursor".into(),
+                })
+            }),
+            None => pull.await,
+        }
+    };
+    tokio::select! {
+        result = timed => result,
+        () = stopped => Err(SourceError::Unbounded {
+            source_name: source.name.clone(),
+            what: "the pull was stopped: the agent is shutting down".into(),
+            fix: "nothing to do: the next run pulls again from the last stored cursor".into(),
+        }),
+    }
 }
 
 /// One pull of one source: what to ask for and how to keep what comes back.
@@ -275,8 +334,8 @@ struct Pull<'a> {
     before: Cursor,
     /// A full pull reconciles: stored records it does not see again are gone.
     full: bool,
-    /// Where a backfill notes the windows done, so that a second try skips them.
-    resume_key: Option<String>,
+    /// The first day of a backfill, whose progress is noted so that a second try skips it.
+    backfill_from: Option<Day>,
     bar: indicatif::ProgressBar,
 }
 
@@ -287,13 +346,13 @@ impl<'a> Pull<'a> {
         basis: DayBasis,
         options: &SyncOptions,
         now: DateTime<Utc>,
-    ) -> Result<Self, StoreError> {
+    ) -> Result<Self, crate::store::StoreError> {
         let before = store.read().cursor(&source.name)?;
         let window = match &source.kind {
             SourceKind::Http(h) => chrono::Duration::days(i64::from(h.window_days)),
             _ => chrono::Duration::days(31),
         };
-        let mut resume_key = None;
+        let mut backfill_from = None;
         let plan = match options.mode {
             Mode::Incremental => PullPlan::Incremental {
                 since: before.updated_since,
@@ -303,13 +362,8 @@ impl<'a> Pull<'a> {
                 to: next_second(now),
             },
             Mode::Backfill { from, .. } => {
-                let key = format!("backfill:{}:{from}", source.name);
-                let done = store
-                    .read()
-                    .meta(&key)?
-                    .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-                    .map(|t| t.to_utc());
-                resume_key = Some(key);
+                let done = store.read().backfill_progress(&source.name, from)?;
+                backfill_from = Some(from);
                 PullPlan::Windows {
                     from: done.unwrap_or_else(|| start_of(from, basis.tz)),
                     to: next_second(now),
@@ -328,58 +382,57 @@ impl<'a> Pull<'a> {
             plan,
             before,
             full: options.mode == Mode::Full,
-            resume_key,
+            backfill_from,
             bar: options.bar(windows, &source.name),
         })
     }
 
-    /// Runs the pull. HTTP pages are upserted as they come; a source read whole feeds
-    /// `snapshot`. The cursor is stored after what it covers, in the same transaction.
+    /// Runs the pull. Records of an incremental source are upserted as they come; a source read
+    /// whole feeds `totals`. The cursor is stored after what it covers, in the same transaction.
     async fn run(
         self,
         store: &mut Store,
         malformed: &mut Vec<Malformed>,
-        mut snapshot: Option<&mut Snapshot>,
-    ) -> Result<PullSummary, sources::SourceError> {
+        mut totals: Option<&mut DayTotals>,
+    ) -> Result<PullSummary, SourceError> {
         let puller = sources::from_config(self.source)?;
-        // A full pull of an HTTP source sees every record that still exists: the others vanished.
-        let reconcile = self.full && snapshot.is_none();
+        // A full pull of a stored source sees every record that still exists: the others vanished.
+        let reconcile = self.full && totals.is_none();
         let mut seen: HashSet<String> = HashSet::new();
         let pull_started = Utc::now();
         let name = self.source.name.clone();
         let mut cursor = self.before.clone();
-        let mut taken = 0usize;
         let plan_start = match self.plan {
             PullPlan::Incremental { since } => since,
             PullPlan::Windows { from, .. } => Some(from),
         };
+        let basis = self.basis;
         let mut sink = |event: PullEvent| -> Result<(), SinkError> {
             match event {
                 PullEvent::Records(records) => {
-                    if let Some(snapshot) = snapshot.as_deref_mut() {
+                    if let Some(totals) = totals.as_deref_mut() {
                         for r in records {
-                            taken += 1;
-                            if let Some(day) =
-                                placed(&name, &r, &format!("record {taken}"), self.basis, malformed)
-                            {
-                                snapshot.add(r, day);
+                            if let Some(day) = placed(&name, &r, basis, malformed) {
+                                totals.add(r, day, malformed);
                             }
                         }
                         return Ok(());
                     }
-                    let stored = to_stored(&name, records, self.basis, malformed);
+                    let stored = to_stored(&name, records, basis, malformed);
                     if reconcile {
                         seen.extend(stored.iter().map(|r| r.id.clone()));
                     }
-                    store
-                        .transaction(|tx| tx.upsert_records(&name, &stored))
-                        .map_err(SinkError::from)
+                    Ok(store.transaction(|tx| tx.upsert_records(&name, &stored))?)
                 }
                 PullEvent::Malformed(m) => {
                     malformed.push(m);
                     Ok(())
                 }
-                PullEvent::Total(_) => Ok(()),
+                PullEvent::Total(total) => {
+                    self.bar
+                        .set_message(format!("{total} records in this window"));
+                    Ok(())
+                }
                 PullEvent::WindowDone { cursor: done } => {
                     // A window reaching the present keeps the same overlap as an incremental
                     // pull: what changes while it runs is read again next time (ids make it
@@ -394,18 +447,16 @@ impl<'a> Pull<'a> {
                         (a, b) => a.or(b).or(Some(done - chrono::Duration::days(31))),
                     };
                     self.bar.inc(1);
-                    let size = snapshot.as_deref().map(|s| s.records);
-                    store
-                        .transaction(|tx| {
-                            if let Some(key) = &self.resume_key {
-                                tx.set_meta(key, &done.to_rfc3339())?;
-                            }
-                            if let Some(size) = size {
-                                tx.set_meta(&snapshot_size_key(&name), &size.to_string())?;
-                            }
-                            tx.set_cursor(&name, &cursor)
-                        })
-                        .map_err(SinkError::from)
+                    let size = totals.as_deref().map(|t| t.records);
+                    Ok(store.transaction(|tx| {
+                        if let Some(from) = self.backfill_from {
+                            tx.set_backfill_progress(&name, from, done)?;
+                        }
+                        if let Some(size) = size {
+                            tx.set_whole_source_records(&name, size)?;
+                        }
+                        tx.set_cursor(&name, &cursor)
+                    })?)
                 }
             }
         };
@@ -416,7 +467,7 @@ impl<'a> Pull<'a> {
                 .transaction(|tx| tx.delete_records_except(&name, &seen))
                 .map_err(|e| sources::SourceError::Sink {
                     source_name: name.clone(),
-                    source: SinkError::from(e),
+                    source: e.into(),
                 })?;
             if gone > 0 {
                 tracing::info!(source = %name, gone, "records no longer at the source were removed; their days are recomputed");
@@ -426,30 +477,33 @@ impl<'a> Pull<'a> {
     }
 }
 
-/// The user's day a record falls on, or `None` (reported as malformed) when no Exist day could
-/// hold it.
+/// The user's day a record falls on, or `None` (reported as malformed) when it cannot be a real
+/// day of the user's: outside the years Exist knows, or after tomorrow.
 fn placed(
     source: &str,
     record: &Record,
-    location: &str,
     basis: DayBasis,
     malformed: &mut Vec<Malformed>,
 ) -> Option<Day> {
     let day = basis.day_of(&record.time);
     let year = day.date().year();
-    if (1..=9999).contains(&year) {
+    let reason = if !(1..=9999).contains(&year) {
+        format!("its date falls in the year {year}, which no Exist day has")
+    } else if day > basis.today().succ() {
+        format!("its date {day} is in the future")
+    } else {
         return Some(day);
-    }
+    };
     malformed.push(Malformed {
         source: source.to_owned(),
-        location: location.to_owned(),
-        reason: format!("its date falls in the year {year}, which no Exist day has"),
+        location: record.location.clone(),
+        reason,
     });
     None
 }
 
-/// HTTP records as stored. A record without an id is malformed: a later change could not
-/// replace it, so it would count twice.
+/// Records of an incremental source as stored. A record without an id is malformed: a later
+/// change could not replace it, so it would count twice.
 fn to_stored(
     source: &str,
     records: Vec<Record>,
@@ -457,16 +511,16 @@ fn to_stored(
     malformed: &mut Vec<Malformed>,
 ) -> Vec<StoredRecord> {
     let mut out = Vec::with_capacity(records.len());
-    for (i, r) in records.into_iter().enumerate() {
+    for r in records {
         let Some(id) = r.id.clone() else {
             malformed.push(Malformed {
                 source: source.to_owned(),
-                location: format!("record {}", i + 1),
+                location: r.location.clone(),
                 reason: "it has no id, so a later change could not replace it".into(),
             });
             continue;
         };
-        let Some(day) = placed(source, &r, &format!("id {id}"), basis, malformed) else {
+        let Some(day) = placed(source, &r, basis, malformed) else {
             continue;
         };
         out.push(StoredRecord {

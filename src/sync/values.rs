@@ -1,5 +1,9 @@
 //! From a day's records to the one value Exist holds for an attribute that day: pure functions,
 //! independent of record order and of duplicates already removed by id in the store.
+//!
+//! A record whose measure cannot be used (not a number, absurdly large) is left out of the day
+//! by the engine, which names it; [`aggregate`] is the strict form, for checks, that refuses the
+//! day instead.
 
 use chrono::{Datelike, NaiveDateTime};
 use chrono_tz::Tz;
@@ -69,7 +73,6 @@ pub struct DayAccumulator {
     max: Option<f64>,
     /// The latest measure, ties on time broken by the larger one, again for order independence.
     last: Option<(NaiveDateTime, Latest)>,
-    problem: Option<ValueProblem>,
 }
 
 #[derive(Debug, Clone, PartialEq, PartialOrd)]
@@ -92,11 +95,6 @@ pub enum Measure {
 }
 
 impl Rule {
-    /// Takes one record into the day's accumulator.
-    pub fn add(&self, acc: &mut DayAccumulator, time: &RecordTime, fields: &Map<String, Json>) {
-        self.take(acc, sort_key(time, self.tz), self.measure(fields));
-    }
-
     /// What a record's fields say for this rule.
     pub fn measure(&self, fields: &Map<String, Json>) -> Measure {
         let Some(field) = &self.field else {
@@ -120,16 +118,15 @@ impl Rule {
         }
     }
 
-    /// Takes one record's measure, at its local time `at`, into the day's accumulator.
+    /// Takes one record's measure, at its local time `at`, into the day's accumulator. A record
+    /// whose measure is [`Measure::Bad`] is left out of the day altogether (the caller names it).
     pub fn take(&self, acc: &mut DayAccumulator, at: NaiveDateTime, measure: Measure) {
+        if matches!(measure, Measure::Bad(_)) {
+            return;
+        }
         acc.records += 1;
         let latest = match measure {
-            Measure::Absent => return,
-            Measure::Bad(problem) => {
-                acc.measured += 1;
-                acc.problem.get_or_insert(problem);
-                return;
-            }
+            Measure::Absent | Measure::Bad(_) => return,
             Measure::Text(text) => Latest::Text(text),
             Measure::Number(x) => {
                 acc.micros += (x * 1e6).round() as i128;
@@ -150,33 +147,32 @@ impl Rule {
     /// The day's value, or `None` when there were no records, or none carried the field (an
     /// absent measure is not a zero). A day that had a value and lost its records gets
     /// [`empty_day_value`] instead.
-    pub fn value(&self, acc: &DayAccumulator) -> Result<Option<Value>, ValueProblem> {
-        if let Some(problem) = &acc.problem {
-            return Err(problem.clone());
-        }
+    pub fn value(&self, acc: &DayAccumulator) -> Option<Value> {
         if acc.records == 0 {
-            return Ok(None);
+            return None;
         }
         if self.aggregate == Aggregate::Count {
-            return Ok(Some(Value::Int(acc.records as i64)));
+            return Some(Value::Int(acc.records as i64));
         }
         if acc.measured == 0 {
-            return Ok(None);
+            return None;
         }
         let x = match (self.aggregate, &acc.last) {
-            (_, Some((_, Latest::Text(text)))) => return Ok(Some(Value::Text(text.clone()))),
+            (_, Some((_, Latest::Text(text)))) => return Some(Value::Text(text.clone())),
             (Aggregate::Last, Some((_, Latest::Number(x)))) => *x,
             (Aggregate::Sum, _) => acc.micros as f64 / 1e6,
             (Aggregate::Mean, _) => acc.micros as f64 / 1e6 / acc.measured as f64,
             (Aggregate::Max, _) => acc.max.unwrap_or_default(),
             (Aggregate::Min, _) => acc.min.unwrap_or_default(),
-            (Aggregate::Last | Aggregate::Count, _) => unreachable!("handled above"),
+            // `last` always has a measure once `measured > 0`; count returned above.
+            (Aggregate::Last | Aggregate::Count, _) => return None,
         };
-        Ok(Some(typed(x, self.value_type)))
+        Some(typed(x, self.value_type))
     }
 }
 
-/// The day's value of an attribute from its records (see [`Rule::value`]).
+/// The day's value of an attribute from its records (see [`Rule::value`]), or the first
+/// unusable measure among them: the strict form, for checks and tests.
 pub fn aggregate(
     records: &[DayRecord],
     aggregate: Aggregate,
@@ -192,9 +188,12 @@ pub fn aggregate(
     };
     let mut acc = DayAccumulator::default();
     for r in records {
-        rule.add(&mut acc, &r.time, &r.fields);
+        match rule.measure(&r.fields) {
+            Measure::Bad(problem) => return Err(problem),
+            measure => rule.take(&mut acc, sort_key(&r.time, tz), measure),
+        }
     }
-    rule.value(&acc)
+    Ok(rule.value(&acc))
 }
 
 /// The value a day with no records gets, when Exist already holds one for it: sums and counts

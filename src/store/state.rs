@@ -1,0 +1,156 @@
+//! The small facts the agent remembers between runs, in the `meta` table: every key is here,
+//! with a typed accessor, so that what the state holds can be read in one place (and a value this
+//! program did not write is reported as damage, not silently ignored).
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use super::{now_text, Reader, StoreError, Writer};
+use crate::exist::types::Day;
+
+/// The user's timezone as Exist's profile said it, and when it was last asked.
+const PROFILE_TIMEZONE: &str = "profile_timezone";
+const PROFILE_TIMEZONE_CHECKED: &str = "profile_timezone_checked";
+/// The timezone and day start stored records were placed on their days with.
+const DAY_BASIS: &str = "day_basis";
+/// The start of the daemon's last scheduled run, so a restart catches up at most once.
+const DAEMON_LAST_RUN: &str = "daemon_last_run";
+
+/// How far a backfill of `source` from `from` got: the end of the last window it completed.
+fn backfill_key(source: &str, from: Day) -> String {
+    format!("backfill:{source}:{from}")
+}
+
+/// How many records a source read whole had at its last pull (it keeps no records).
+fn whole_records_key(source: &str) -> String {
+    format!("records:{source}")
+}
+
+/// That an attribute's values were computed once already (its first run looks at all history).
+fn computed_key(attribute_key: &str) -> String {
+    format!("computed:{attribute_key}")
+}
+
+/// The profile's timezone, as cached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProfileTimezone {
+    /// The timezone.
+    pub tz: Tz,
+    /// When Exist was last asked.
+    pub checked_at: Option<DateTime<Utc>>,
+}
+
+/// Where a resumable backfill stands.
+pub type BackfillProgress = Option<DateTime<Utc>>;
+
+impl Reader<'_> {
+    fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.one("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+    }
+
+    fn meta_time(&self, key: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.meta(key)?
+            .map(|t| {
+                DateTime::parse_from_rfc3339(&t)
+                    .map(|t| t.to_utc())
+                    .map_err(|_| self.corrupt(format!("bad time `{t}` in meta {key}")))
+            })
+            .transpose()
+    }
+
+    /// The profile's timezone, if Exist was ever asked.
+    pub fn profile_timezone(&self) -> Result<Option<ProfileTimezone>, StoreError> {
+        let Some(name) = self.meta(PROFILE_TIMEZONE)? else {
+            return Ok(None);
+        };
+        let tz = name
+            .parse()
+            .map_err(|_| self.corrupt(format!("bad timezone `{name}`")))?;
+        Ok(Some(ProfileTimezone {
+            tz,
+            checked_at: self.meta_time(PROFILE_TIMEZONE_CHECKED)?,
+        }))
+    }
+
+    /// The day basis stored records are placed with (`Zone/Name|HH:MM`).
+    pub fn day_basis(&self) -> Result<Option<String>, StoreError> {
+        self.meta(DAY_BASIS)
+    }
+
+    /// The start of the daemon's last scheduled run.
+    pub fn daemon_last_run(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.meta_time(DAEMON_LAST_RUN)
+    }
+
+    /// How far the backfill of `source` from `from` got.
+    pub fn backfill_progress(
+        &self,
+        source: &str,
+        from: Day,
+    ) -> Result<BackfillProgress, StoreError> {
+        self.meta_time(&backfill_key(source, from))
+    }
+
+    /// How many records the source read whole had at its last pull.
+    pub fn whole_source_records(&self, source: &str) -> Result<u64, StoreError> {
+        let key = whole_records_key(source);
+        self.meta(&key)?
+            .map(|n| {
+                n.parse()
+                    .map_err(|_| self.corrupt(format!("bad count `{n}` in meta {key}")))
+            })
+            .transpose()
+            .map(Option::unwrap_or_default)
+    }
+
+    /// Whether the attribute with this configuration key was computed before.
+    pub fn computed_before(&self, attribute_key: &str) -> Result<bool, StoreError> {
+        Ok(self.meta(&computed_key(attribute_key))?.is_some())
+    }
+}
+
+impl Writer<'_> {
+    fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [key, value],
+        )
+    }
+
+    /// Caches the profile's timezone, asked now.
+    pub fn set_profile_timezone(&self, tz: Tz) -> Result<(), StoreError> {
+        self.set_meta(PROFILE_TIMEZONE, tz.name())?;
+        self.set_meta(PROFILE_TIMEZONE_CHECKED, &now_text())
+    }
+
+    /// Notes the day basis stored records are now placed with.
+    pub fn set_day_basis(&self, basis: &str) -> Result<(), StoreError> {
+        self.set_meta(DAY_BASIS, basis)
+    }
+
+    /// Notes the start of a scheduled daemon run.
+    pub fn set_daemon_last_run(&self, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.set_meta(DAEMON_LAST_RUN, &at.to_rfc3339())
+    }
+
+    /// Notes how far the backfill of `source` from `from` got.
+    pub fn set_backfill_progress(
+        &self,
+        source: &str,
+        from: Day,
+        done: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.set_meta(&backfill_key(source, from), &done.to_rfc3339())
+    }
+
+    /// Notes how many records the source read whole had.
+    pub fn set_whole_source_records(&self, source: &str, records: u64) -> Result<(), StoreError> {
+        self.set_meta(&whole_records_key(source), &records.to_string())
+    }
+
+    /// Notes that the attribute with this configuration key has been computed.
+    pub fn set_computed(&self, attribute_key: &str) -> Result<(), StoreError> {
+        self.set_meta(&computed_key(attribute_key), &now_text())
+    }
+}
