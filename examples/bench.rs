@@ -19,11 +19,11 @@ use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, Utc};
 use exist_agent::config::{FileSourceConfig, RecordFormat, SourceConfig, SourceKind};
-use exist_agent::exist::tokens::{TokenPair, TokenStore};
-use exist_agent::exist::types::MAX_BATCH;
-use exist_agent::sandbox::{RequestRecord, Sandbox, SandboxOptions};
-use exist_agent::secret::Secret;
 use exist_agent::sources::{FileSource, PullEvent, PullPlan, Source};
+use exist_api::secret::Secret;
+use exist_api::tokens::{TokenPair, TokenStore};
+use exist_api::types::MAX_BATCH;
+use exist_fakes::exist::{RequestRecord, Sandbox, SandboxOptions};
 
 /// The path of every write of values.
 const UPDATE_PATH: &str = "/api/2/attributes/update/";

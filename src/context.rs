@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use crate::config::{self, Config, ConfigError};
 use crate::error::{Error, ErrorKind, Result};
-use crate::exist::auth::Auth;
-use crate::exist::client::ExistClient;
-use crate::exist::tokens::TokenStore;
 use crate::store::lock::{FileLock, RUN_LOCK};
 use crate::store::{Budget, Store};
+use exist_api::auth::Auth;
+use exist_api::client::ExistClient;
+use exist_api::tokens::TokenStore;
 
 /// How long a run waits for another one holding the state before giving up with exit 75,
 /// unless [`LOCK_WAIT_ENV`] says otherwise.
@@ -105,8 +105,6 @@ pub fn run_lock(state_dir: &Path) -> Result<FileLock> {
 pub struct Session {
     /// The configuration.
     pub config: Config,
-    /// The state directory.
-    pub state_dir: PathBuf,
     /// The state database.
     pub store: Store,
     /// The Exist client.
@@ -119,12 +117,15 @@ impl Session {
         let state_dir = config.state_dir();
         let store = Store::open(&state_dir)?;
         let tokens = token_store(config)?;
-        let auth = Arc::new(Auth::new(config.exist.clone(), tokens, &state_dir));
+        let auth = Arc::new(Auth::new(
+            config.exist.app(),
+            tokens,
+            Arc::new(crate::exist::TokenLock::in_dir(&state_dir)),
+        ));
         let budget = Arc::new(Budget::open(&state_dir)?);
         Ok(Self {
             client: ExistClient::new(&config.exist.base_url, auth, budget),
             config: config.clone(),
-            state_dir,
             store,
         })
     }

@@ -333,16 +333,9 @@ impl Daemon {
     }
 
     /// How often the watchdog compares the clock with the last run (default one minute).
+    #[cfg(test)]
     pub fn watchdog_every(mut self, every: Duration) -> Self {
         self.watchdog_every = every.max(Duration::from_millis(1));
-        self
-    }
-
-    /// The delay before the first retry after a failure, doubled per failure up to `cap`
-    /// (defaults: one minute, thirty minutes).
-    pub fn backoff(mut self, first: Duration, cap: Duration) -> Self {
-        self.backoff_first = first;
-        self.backoff_cap = cap.max(first);
         self
     }
 
@@ -352,6 +345,7 @@ impl Daemon {
     }
 
     /// Follows the daemon's state: last run, next run, failures.
+    #[cfg(test)]
     pub fn status(&self) -> watch::Receiver<DaemonStatus> {
         self.status.subscribe()
     }

@@ -1,6 +1,6 @@
 //! Logging to standard error with `tracing`: text for people, JSON for log collectors.
 //!
-//! Secrets never reach a log because they are [`crate::secret::Secret`]s, which format as `***`.
+//! Secrets never reach a log because they are [`exist_api::Secret`]s, which format as `***`.
 
 use tracing_subscriber::EnvFilter;
 

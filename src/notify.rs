@@ -30,7 +30,7 @@ use sha2::Sha256;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use crate::secret::Secret;
+use exist_api::Secret;
 
 /// The header that carries the body's signature.
 pub const SIGNATURE_HEADER: &str = "x-exist-agent-signature";
@@ -94,6 +94,7 @@ impl NotifyConfig {
     }
 
     /// Sets the debounce window.
+    #[cfg(test)]
     pub fn debounce(mut self, window: Duration) -> Self {
         self.debounce = window;
         self

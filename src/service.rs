@@ -131,6 +131,7 @@ impl ServiceTarget {
 
     /// Uses `program` instead of `systemctl`/`launchctl` (tests use one that does not exist, so
     /// they never touch the real service manager).
+    #[cfg(test)]
     pub fn with_manager_program(mut self, program: impl Into<String>) -> Self {
         self.manager = program.into();
         self

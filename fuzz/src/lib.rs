@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use exist_agent::config::{
     Aggregate, Config, FileSourceConfig, RecordFormat, SourceConfig, SourceKind,
 };
-use exist_agent::exist::types::ValueType;
 use exist_agent::sources::{FileSource, PullEvent, PullPlan, Record, RecordTime, Source};
 use exist_agent::sync::values::{aggregate, decode_time, encode_time, DayRecord};
+use exist_api::types::ValueType;
 
 /// The configuration reader: any bytes (read as UTF-8, lossily) give a configuration or an
 /// error naming the file and, if it names a line, a line of the file.

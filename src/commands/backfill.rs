@@ -5,8 +5,8 @@ use clap::Args;
 
 use crate::context::{run_lock, runtime, Context, Session};
 use crate::error::{Error, Result};
-use crate::exist::types::Day;
 use crate::sync::{self, Mode, SyncOptions};
+use exist_api::types::Day;
 
 /// Options of `backfill`.
 #[derive(Debug, Clone, Args)]

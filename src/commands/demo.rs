@@ -19,11 +19,11 @@ use url::Url;
 use crate::config::{AttributeConfig, AttributeTarget, Config, SourceKind};
 use crate::context::{run_lock, runtime, Session};
 use crate::error::{Error, Result};
-use crate::exist::auth;
-use crate::exist::types::MAX_BATCH;
-use crate::sandbox::{RequestRecord, Sandbox, SandboxOptions};
-use crate::sources::sandbox::HealthSandbox;
 use crate::sync::{self, SyncOptions, SyncReport};
+use exist_api::auth;
+use exist_api::types::MAX_BATCH;
+use exist_fakes::exist::{RequestRecord, Sandbox, SandboxOptions};
+use exist_fakes::health::HealthSandbox;
 use report::{Call, Phase, Values};
 use sample::{Batch, Calendar, Sample};
 
@@ -222,6 +222,8 @@ fn config_text(
         .and_then(|l| l.local_addr())
         .map_err(|e| failed("cannot find a free port for the login's redirect", e))?
         .port();
+    // Registered with the sandbox, as a real app registers its redirect URI with Exist.
+    exist.register_redirect_uri(&format!("http://127.0.0.1:{port}/callback"));
     Ok(format!(
         r#"[exist]
 base_url = {base}
@@ -470,7 +472,7 @@ async fn login(stage: &Stage) -> Result<Url> {
     };
     let store = crate::context::token_store(config)?;
     let logged_in = async {
-        auth::login(&config.exist, &config.scopes(), &store, false, show)
+        auth::login(&config.exist.app(), &config.scopes(), &store, false, show)
             .await
             .map_err(Error::from)
     };

@@ -9,13 +9,13 @@ use std::time::Duration;
 use chrono::Utc;
 
 use crate::config::{
-    ClientSecret, Config, HttpAuth, HttpSourceConfig, SourceConfig, SourceKind, TokenStoreKind,
+    Config, HttpAuth, HttpSourceConfig, SecretSource, SourceConfig, SourceKind, TokenStoreKind,
 };
 use crate::context::{runtime, Context};
 use crate::error::{Error, Result};
-use crate::exist::tokens::{keyring_usable, TokenPair, TokenStore};
 use crate::sources::HttpSource;
 use crate::store::Store;
+use exist_api::tokens::{keyring_usable, TokenPair, TokenStore};
 
 /// One check's outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +73,7 @@ pub fn run(ctx: &Context) -> Result<()> {
         let budget = crate::store::Budget::open(&config.state_dir())?;
         for _ in 0..requests {
             // Over the limit, doctor still reports; the count is what matters.
-            let _ = crate::exist::client::RequestBudget::spend(&budget);
+            let _ = exist_api::client::RequestBudget::spend(&budget);
         }
     }
     let failed = checks.iter().filter(|c| !c.ok).count();
@@ -140,10 +140,10 @@ pub async fn checks(config: &Config) -> (Vec<Check>, u32) {
 /// of the Exist token, the first notification, the first pull would fail without it.
 fn check_secrets(config: &Config) -> Vec<Check> {
     let mut needed: Vec<(String, &str)> = Vec::new();
-    if let ClientSecret::Env(var) = &config.exist.client_secret {
+    if let SecretSource::Env(var) = &config.exist.client_secret {
         needed.push((var.clone(), "exist.client_secret_env"));
     }
-    if let Some(ClientSecret::Env(var)) = &config.agent.notify_secret {
+    if let Some(SecretSource::Env(var)) = &config.agent.notify_secret {
         needed.push((var.clone(), "agent.notify_secret_env"));
     }
     for source in &config.sources {

@@ -5,7 +5,7 @@ use clap::Args;
 
 use crate::context::{runtime, token_store, Context};
 use crate::error::Result;
-use crate::exist::auth;
+use exist_api::auth;
 
 /// Options of `login`.
 #[derive(Debug, Clone, Args)]
@@ -29,7 +29,7 @@ pub fn run(ctx: &Context, args: &LoginArgs) -> Result<()> {
         return Ok(());
     }
     let outcome = runtime()?.block_on(auth::login(
-        &config.exist,
+        &config.exist.app(),
         &scopes,
         &tokens,
         !args.no_browser,

@@ -8,10 +8,10 @@ use clap::Args;
 use crate::config::Config;
 use crate::context::{run_lock, runtime, Context, Session};
 use crate::error::{Error, ErrorKind, Result};
-use crate::exist::types::{Day, Value, ValueType};
 use crate::store::{OwnedAttribute, Store};
 use crate::sync;
 use crate::sync::attributes::Standing;
+use exist_api::types::{Day, Value, ValueType};
 
 /// Options of `push`.
 #[derive(Debug, Clone, Args)]
@@ -110,7 +110,7 @@ fn push_value(
     args: &PushArgs,
     rt: &tokio::runtime::Runtime,
     session: &mut Session,
-    stored: Option<(crate::exist::types::AttributeName, Day, Value)>,
+    stored: Option<(exist_api::types::AttributeName, Day, Value)>,
 ) -> Result<()> {
     let resolved = rt.block_on(sync::attributes::ensure_owned(
         config,
@@ -185,7 +185,7 @@ fn increment(
     day: Day,
     value: Value,
 ) -> Result<()> {
-    use crate::exist::client::IncrementItem;
+    use exist_api::client::IncrementItem;
     if !owned.value_type.is_incrementable() {
         return Err(Error::usage(format!(
             "{} is a {} attribute, which Exist does not increment",

@@ -93,7 +93,7 @@ fn dry_run(session: &mut Session, options: &SyncOptions) -> Result<()> {
     println!(
         "dry run: {} value(s) would be sent in {} update call(s){owning}; nothing was sent or stored",
         changes.len(),
-        changes.len().div_ceil(crate::exist::types::MAX_BATCH)
+        changes.len().div_ceil(exist_api::types::MAX_BATCH)
     );
     run.finish()
 }

@@ -18,9 +18,9 @@ pub struct SandboxArgs {
 /// Serves the sandbox until Ctrl-C.
 pub fn run(args: &SandboxArgs) -> Result<()> {
     runtime()?
-        .block_on(crate::sandbox::serve_forever(
+        .block_on(exist_fakes::exist::serve_forever(
             args.addr,
-            crate::sandbox::SandboxOptions::default(),
+            exist_fakes::exist::SandboxOptions::default(),
         ))
         .map_err(|e| {
             Error::caused(

@@ -12,9 +12,9 @@ use clap::Args;
 use crate::config::Config;
 use crate::context::{token_store, Context};
 use crate::error::Result;
-use crate::exist::tokens::TokenStore;
 use crate::store::Store;
 use crate::store::HOURLY_LIMIT;
+use exist_api::tokens::TokenStore;
 
 /// Options of `status`.
 #[derive(Debug, Clone, Args)]

@@ -20,11 +20,13 @@ pub use error::ConfigError;
 use error::{Locator, Seg};
 use raw::{RawAttribute, RawConfig, RawHttp, RawKind, RawSource};
 
-use crate::exist::templates::{self, Template};
-use crate::exist::types::{Group, ValueType};
 use crate::schedule::Plan;
 pub use crate::schedule::Schedule;
-use crate::secret::Secret;
+pub use exist_api::auth::SecretSource;
+use exist_api::templates::{self, Template};
+pub use exist_api::tokens::TokenStoreKind;
+use exist_api::types::{Group, ValueType};
+use exist_api::Secret;
 
 /// The environment variable that names the configuration file.
 pub const CONFIG_ENV: &str = "EXIST_AGENT_CONFIG";
@@ -55,35 +57,11 @@ pub struct ExistConfig {
     /// The OAuth client id of the user's registered app.
     pub client_id: String,
     /// Where the client secret comes from.
-    pub client_secret: ClientSecret,
+    pub client_secret: SecretSource,
     /// The loopback address `login` listens on and Exist redirects to.
-    pub redirect_uri: Url,
+    pub redirect_uri: exist_api::auth::RedirectUri,
     /// The user's timezone, when configured; otherwise the Exist profile's.
     pub timezone: Option<Tz>,
-}
-
-/// Where the OAuth client secret is read from.
-#[derive(Debug, Clone)]
-pub enum ClientSecret {
-    /// Written in the config file.
-    Inline(Secret),
-    /// Read from this environment variable when needed.
-    Env(String),
-    /// None configured (enough for `login --token` with a personal token).
-    None,
-}
-
-impl ClientSecret {
-    /// The secret, or why there is none.
-    pub fn resolve(&self) -> Result<Secret, String> {
-        match self {
-            Self::Inline(s) => Ok(s.clone()),
-            Self::Env(var) => std::env::var(var).map(Secret::new).map_err(|_| {
-                format!("the environment variable {var} (exist.client_secret_env) is not set; export it with your Exist app's client secret")
-            }),
-            Self::None => Err("no client secret configured: set exist.client_secret_env (or exist.client_secret)".into()),
-        }
-    }
 }
 
 /// The `[agent]` table.
@@ -102,18 +80,7 @@ pub struct AgentConfig {
     /// The loopback address the daemon accepts signed notifications on.
     pub listen: Option<SocketAddr>,
     /// The shared secret notifications are signed with.
-    pub notify_secret: Option<ClientSecret>,
-}
-
-/// Where tokens are stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenStoreKind {
-    /// The OS keyring, or the file when no keyring service exists.
-    Auto,
-    /// The OS keyring only.
-    Keyring,
-    /// A 0600 file in the state directory.
-    File,
+    pub notify_secret: Option<SecretSource>,
 }
 
 /// One `[[source]]`.
@@ -360,6 +327,18 @@ impl Aggregate {
     }
 }
 
+impl ExistConfig {
+    /// The registered Exist app, as the API client needs it.
+    pub fn app(&self) -> exist_api::auth::App {
+        exist_api::auth::App {
+            base_url: self.base_url.clone(),
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            redirect_uri: self.redirect_uri.clone(),
+        }
+    }
+}
+
 impl Config {
     /// Reads and checks the configuration file at `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -588,14 +567,20 @@ fn check_exist(loc: &Locator<'_>, raw: raw::RawExist) -> Result<ExistConfig, Con
         &at("base_url"),
         raw.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL),
     )?;
-    let redirect_uri = parse_url(
-        loc,
-        &at("redirect_uri"),
-        raw.redirect_uri
-            .as_deref()
-            .unwrap_or("http://localhost:8000/"),
-    )?;
-    if !is_loopback(&redirect_uri) {
+    // Kept exactly as written: Exist compares it with the registered one character for character.
+    let written = raw
+        .redirect_uri
+        .as_deref()
+        .unwrap_or("http://localhost:8000/");
+    parse_url(loc, &at("redirect_uri"), written)?;
+    let redirect_uri = exist_api::auth::RedirectUri::parse(written).map_err(|_| {
+        loc.error(
+            &at("redirect_uri"),
+            "is not a URL",
+            "write e.g. \"http://localhost:8000/\"",
+        )
+    })?;
+    if !is_loopback(redirect_uri.url()) {
         return Err(loc.error(
             &at("redirect_uri"),
             format!("{redirect_uri} is not a loopback address; login listens on it"),
@@ -617,9 +602,9 @@ fn check_exist(loc: &Locator<'_>, raw: raw::RawExist) -> Result<ExistConfig, Con
                 "keep one; client_secret_env keeps the secret out of the file",
             ))
         }
-        (Some(s), None) => ClientSecret::Inline(Secret::new(s)),
-        (None, Some(var)) => ClientSecret::Env(var),
-        (None, None) => ClientSecret::None,
+        (Some(s), None) => SecretSource::Inline(Secret::new(s)),
+        (None, Some(var)) => SecretSource::Env(var),
+        (None, None) => SecretSource::None,
     };
     let timezone = match raw.timezone {
         None => None,
@@ -730,8 +715,8 @@ fn check_agent(loc: &Locator<'_>, raw: raw::RawAgent) -> Result<AgentConfig, Con
         },
     };
     let notify_secret = match (raw.notify_secret, raw.notify_secret_env) {
-        (Some(s), None) => Some(ClientSecret::Inline(Secret::new(s))),
-        (None, Some(v)) => Some(ClientSecret::Env(v)),
+        (Some(s), None) => Some(SecretSource::Inline(Secret::new(s))),
+        (None, Some(v)) => Some(SecretSource::Env(v)),
         (None, None) => None,
         (Some(_), Some(_)) => {
             return Err(loc.error(
@@ -1007,7 +992,7 @@ fn check_attribute(
             AttributeTarget::Template(template)
         }
         (None, Some(name), None) => {
-            if crate::exist::types::AttributeName::new(name.as_str()).is_err() {
+            if exist_api::types::AttributeName::new(name.as_str()).is_err() {
                 return Err(loc.error(
                     &at("name"),
                     format!("\"{name}\" is not an Exist attribute name"),
@@ -1021,7 +1006,7 @@ fn check_attribute(
             }
         }
         (None, None, Some(label)) => {
-            if crate::exist::types::AttributeName::slug_of(label).is_err() {
+            if exist_api::types::AttributeName::slug_of(label).is_err() {
                 return Err(loc.error(
                     &at("label"),
                     format!("\"{label}\" has no letters or digits"),

@@ -12,7 +12,6 @@
 //!
 //! Records are parsed at the edge ([`Record`], [`RecordTime`]); a record that cannot be placed on
 //! a day is reported as [`Malformed`] and skipped, and the rest of the pull goes on.
-//! [`sandbox::HealthSandbox`] is a local health-data API for tests and the demo.
 
 mod buffer;
 mod command;
@@ -20,7 +19,6 @@ mod file;
 mod http;
 pub mod link;
 mod record;
-pub mod sandbox;
 
 use std::future::Future;
 use std::path::PathBuf;

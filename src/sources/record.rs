@@ -7,7 +7,7 @@ use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Offset,
 use chrono_tz::Tz;
 use serde_json::{Map, Number, Value};
 
-use crate::exist::types::Day;
+use exist_api::types::Day;
 
 /// The field some health-data records carry instead of a UTC offset: an IANA zone name.
 pub const TIME_ZONE_FIELD: &str = "timeZone";

@@ -9,7 +9,7 @@ use chrono::{DateTime, Timelike, Utc};
 use rusqlite::Connection;
 
 use super::{classify, Reader, StoreError, Writer, DB_FILE};
-use crate::exist::client::{BudgetRefusal, RequestBudget};
+use exist_api::client::{BudgetRefusal, RequestBudget};
 
 /// Exist's documented limit of requests per hour per token.
 pub const HOURLY_LIMIT: u32 = 300;

@@ -19,7 +19,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::error::{Classify, ErrorKind};
-use crate::exist::types::Day;
+use exist_api::types::Day;
 
 pub use budget::{Budget, HourBudget, HOURLY_LIMIT};
 pub use cursors::Cursor;

@@ -5,7 +5,7 @@
 use rusqlite::params;
 
 use super::{Reader, StoreError, Writer};
-use crate::exist::types::Day;
+use exist_api::types::Day;
 
 /// A stored record as a day's computation reads it.
 #[derive(Debug, Clone, PartialEq)]

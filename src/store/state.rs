@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::{now_text, Reader, StoreError, Writer};
-use crate::exist::types::Day;
+use exist_api::types::Day;
 
 /// The user's timezone as Exist's profile said it, and when it was last asked.
 const PROFILE_TIMEZONE: &str = "profile_timezone";

@@ -1,5 +1,5 @@
 use super::*;
-use crate::exist::types::{AttributeName, Day, Group, Value, ValueType};
+use exist_api::types::{AttributeName, Day, Group, Value, ValueType};
 
 fn day(s: &str) -> Day {
     s.parse().unwrap()

@@ -7,7 +7,7 @@
 use rusqlite::params;
 
 use super::{now_text, Reader, StoreError, Writer};
-use crate::exist::types::{AttributeName, Day, Group, Value, ValueType};
+use exist_api::types::{AttributeName, Day, Group, Value, ValueType};
 
 /// An attribute this agent owns in Exist.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,11 +7,11 @@
 use std::fmt;
 
 use crate::config::{AttributeConfig, AttributeTarget, Config};
-use crate::exist::client::{
+use crate::store::{OwnedAttribute, Store, StoreError};
+use exist_api::client::{
     AcquireItem, CreateItem, ExistClient, ExistError, ItemErrorCode, WriteItem,
 };
-use crate::exist::types::{AttributeName, ValueType};
-use crate::store::{OwnedAttribute, Store, StoreError};
+use exist_api::types::{AttributeName, ValueType};
 
 /// A configured attribute's stable identity in the state, independent of Exist's naming
 /// (`template:steps`, `name:espresso_shots`, `custom:Espressos`).

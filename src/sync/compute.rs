@@ -11,9 +11,9 @@ use super::reconcile::{DayValue, LedgerView};
 use super::values::{decode_time, sort_key, DayAccumulator, Measure};
 use super::{DayBasis, Mode};
 use crate::config::{Config, PullMode};
-use crate::exist::types::Day;
 use crate::sources::Malformed;
 use crate::store::{Reader, StoreError};
+use exist_api::types::Day;
 
 /// What computing gave.
 #[derive(Debug, Default)]

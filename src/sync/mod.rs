@@ -30,11 +30,11 @@ use chrono_tz::Tz;
 
 use crate::config::{Config, PullMode};
 use crate::error::{Error, ErrorKind};
-use crate::exist::client::ExistClient;
-use crate::exist::types::{Day, Value};
 use crate::sources::{Malformed, PullSummary, RecordTime};
 use crate::store::{Store, StoreError};
 use attributes::{Resolved, Standing};
+use exist_api::client::ExistClient;
+use exist_api::types::{Day, Value};
 use outbox::SendReport;
 use reconcile::{LedgerView, Op};
 use values::decode_time;

@@ -5,9 +5,9 @@
 use std::collections::BTreeSet;
 
 use super::attributes::{reacquire, SyncStepError};
-use crate::exist::client::{ExistClient, ExistError, ItemFailure, UpdateItem, WriteOutcome};
-use crate::exist::types::{AttributeName, Batch};
 use crate::store::{Pending, Store};
+use exist_api::client::{ExistClient, ExistError, ItemFailure, UpdateItem, WriteOutcome};
+use exist_api::types::{AttributeName, Batch};
 
 /// What sending the outbox did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

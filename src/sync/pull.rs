@@ -18,11 +18,11 @@ use super::values::{encode_time, sort_key, DayAccumulator, Measure, Rule};
 use super::{DayBasis, Mode, SourceReport, SyncOptions};
 use crate::config::{PullMode, SourceConfig, SourceKind};
 use crate::error::Error;
-use crate::exist::types::Day;
 use crate::sources::{
     self, Malformed, PullEvent, PullPlan, PullSummary, Record, SinkError, Source, SourceError,
 };
 use crate::store::{Cursor, Store, StoredRecord};
+use exist_api::types::Day;
 
 /// A source read whole in this run: each of its attributes' day accumulators.
 #[derive(Debug)]

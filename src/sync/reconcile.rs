@@ -17,8 +17,8 @@ use std::collections::{BTreeMap, HashMap};
 use super::attributes::Resolved;
 use super::values::empty_day_value;
 use crate::config::Aggregate;
-use crate::exist::types::{Day, Value, ValueType};
 use crate::store::{Reader, StoreError, Writer};
+use exist_api::types::{Day, Value, ValueType};
 
 /// A day's value of one attribute, as computed from the records.
 #[derive(Debug, Clone, PartialEq)]

@@ -10,8 +10,8 @@ use chrono_tz::Tz;
 use serde_json::{Map, Value as Json};
 
 use crate::config::Aggregate;
-use crate::exist::types::{Value, ValueType};
 use crate::sources::RecordTime;
+use exist_api::types::{Value, ValueType};
 
 /// A stored record's time and fields, ready to aggregate.
 #[derive(Debug, Clone, PartialEq)]

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
 
-use crate::sandbox::RequestRecord;
+use exist_fakes::exist::RequestRecord;
 
 /// The values Exist holds, keyed by (attribute name, `YYYY-MM-DD`), as the sandbox reports them.
 pub(super) type Values = BTreeMap<(String, String), serde_json::Value>;

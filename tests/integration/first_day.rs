@@ -2,19 +2,17 @@
 //! records, a schedule that never fires, a broken source beside healthy ones, a full disk, a
 //! source that pages forever or hangs, clock skew, a held lock, a missing secret, no config.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::{today_utc, write_lines, World};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use chrono::Utc;
-use common::{today_utc, write_lines, World};
 use predicates::prelude::*;
 use serde_json::{json, Value};
 
@@ -312,7 +310,7 @@ fn a_missing_file_fails_its_own_source_and_the_others_sync_on_schedule() {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_full_disk_during_a_pull_exits_75_and_the_next_run_completes() {
-    use exist_agent::sources::sandbox::HealthSandbox;
+    use exist_fakes::health::HealthSandbox;
     if !is_root() {
         eprintln!("note: not root; the full-disk test needs a small tmpfs mount");
         return;

@@ -2,12 +2,10 @@
 //! as needing an Exist account or running until stopped), every TOML example is a valid
 //! configuration, and its command table matches `--help`.
 
-mod common;
-
+use crate::common::{write_lines, World};
 use clap::CommandFactory;
-use common::{write_lines, World};
 
-const README: &str = include_str!("../README.md");
+const README: &str = include_str!("../../README.md");
 
 /// The fenced blocks of the README with the given info string.
 fn blocks(lang: &str) -> Vec<String> {
@@ -31,7 +29,7 @@ fn blocks(lang: &str) -> Vec<String> {
 /// A world with the sources and attributes the README's commands name.
 fn readme_world() -> World {
     let world = World::new("");
-    let today = common::today_utc();
+    let today = crate::common::today_utc();
     write_lines(
         &world.path("health.csv"),
         &["startTime,steps".into(), format!("{today}T09:00:00Z,1200")],

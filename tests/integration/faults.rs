@@ -3,15 +3,13 @@
 //!
 //! `kill -9` runs 5 seeds by default; set `EXIST_AGENT_LONG_TESTS=1` for all 20.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::World;
-use exist_agent::sandbox::{Fault, SandboxOptions};
-use exist_agent::sources::sandbox::HealthSandbox;
+use crate::common::World;
+use exist_fakes::exist::{Fault, SandboxOptions};
+use exist_fakes::health::HealthSandbox;
 use predicates::prelude::*;
 use serde_json::json;
 
@@ -27,7 +25,7 @@ fn steps_world(
         .rt
         .block_on(HealthSandbox::start("127.0.0.1:0".parse().unwrap()))
         .unwrap();
-    let today = common::today_utc();
+    let today = crate::common::today_utc();
     let mut expected = BTreeMap::new();
     for i in 0..records {
         let day = today - chrono::Duration::days(i as i64 % days);
@@ -209,7 +207,7 @@ fn a_429_in_the_middle_of_a_backfill_pauses_and_the_next_hour_completes_it() {
         },
         "",
     );
-    let today = common::today_utc();
+    let today = crate::common::today_utc();
     let mut lines = vec!["date,cups".to_owned()];
     let mut expected = BTreeMap::new();
     for d in 0..365 {
@@ -217,7 +215,7 @@ fn a_429_in_the_middle_of_a_backfill_pauses_and_the_next_hour_completes_it() {
         lines.push(format!("{day},{}", d % 5 + 1));
         expected.insert(day.to_string(), d % 5 + 1);
     }
-    common::write_lines(&world.path("coffee.csv"), &lines);
+    crate::common::write_lines(&world.path("coffee.csv"), &lines);
     world.write_config(&format!(
         "[[source]]\nname = \"coffee\"\nkind = \"file\"\npath = \"{}\"\ndate_field = \"date\"\n\n[[attribute]]\ntemplate = \"steps\"\nsource = \"coffee\"\nfield = \"cups\"\naggregate = \"sum\"\n",
         world.path("coffee.csv").display()
@@ -292,7 +290,7 @@ fn a_revoked_token_keeps_everything_pending_until_login() {
     world.cmd().args(["run", "--once"]).assert().success();
     world.sandbox.revoke_tokens();
     // A run with nothing to send asks nothing of Exist; new data makes it write.
-    let today = common::today_utc().to_string();
+    let today = crate::common::today_utc().to_string();
     api.upsert(json!({"id": "new", "startTime": format!("{today}T15:00:00Z"), "steps": 5}));
     *expected.get_mut(&today).unwrap() += 5;
     world

@@ -3,7 +3,7 @@
 //! product even without the nightly toolchain cargo-fuzz needs. The fuzzing itself is run on
 //! demand: see `fuzz/README.md`.
 
-#[path = "../fuzz/src/lib.rs"]
+#[path = "../../fuzz/src/lib.rs"]
 mod fuzz_targets;
 
 use std::path::Path;
@@ -29,7 +29,7 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
 #[test]
 fn the_config_target_runs_on_its_seeds_and_the_example() {
     let mut inputs = seeds("config");
-    inputs.push(include_bytes!("../config.example.toml").to_vec());
+    inputs.push(include_bytes!("../../config.example.toml").to_vec());
     inputs.push(b"[exist]\nclient_id = \"x\"\n[agent]\nresync_days = 1\n".to_vec());
     for input in inputs {
         fuzz_targets::config(&input);

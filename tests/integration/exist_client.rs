@@ -2,19 +2,17 @@
 //! loopback listener, acquire once, refresh only on expiry and only once, batches of 35, and
 //! 202, ownership loss and 429 handled without losing anything.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
-use common::{write_lines, World};
-use exist_agent::exist::tokens::TokenPair;
-use exist_agent::sandbox::{Fault, SandboxOptions};
+use crate::common::{write_lines, World};
+use exist_api::tokens::TokenPair;
+use exist_fakes::exist::{Fault, SandboxOptions};
 use predicates::prelude::*;
 
 /// A CSV with one row per day for `days` days ending today (UTC), `per_day` rows each.
 fn coffee_csv(world: &World, days: i64, per_day: usize) -> std::path::PathBuf {
-    let today = common::today_utc();
+    let today = crate::common::today_utc();
     let mut lines = vec!["date,cups".to_owned()];
     for d in 0..days {
         for _ in 0..per_day {
@@ -184,8 +182,8 @@ fn login_with_a_given_token_stores_it() {
 
 /// The 36 integer, duration and float templates: counts fit all of them.
 fn many_templates() -> Vec<&'static str> {
-    use exist_agent::exist::types::ValueType as V;
-    exist_agent::exist::templates::TEMPLATES
+    use exist_api::types::ValueType as V;
+    exist_api::templates::TEMPLATES
         .iter()
         .filter(|t| matches!(t.value_type, V::Integer | V::Duration | V::Float))
         .map(|t| t.name)
@@ -232,7 +230,7 @@ fn first_run_acquires_and_creates_in_batches_then_never_again() {
     // 38 attributes x 2 days = 76 values in ceil(76/35) = 3 update calls.
     assert_eq!(world.count("/api/2/attributes/update/"), 3);
     assert_eq!(
-        world.value("espressos", &common::today_utc().to_string()),
+        world.value("espressos", &crate::common::today_utc().to_string()),
         Some(1.into())
     );
 
@@ -300,7 +298,11 @@ fn a_token_expiring_within_a_day_is_refreshed_once_and_the_old_refresh_token_nev
     std::fs::write(
         &csv,
         "date,cups\n".to_owned()
-            + &format!("{},1\n{},1\n", common::today_utc(), common::today_utc()),
+            + &format!(
+                "{},1\n{},1\n",
+                crate::common::today_utc(),
+                crate::common::today_utc()
+            ),
     )
     .unwrap();
     world.cmd().args(["run", "--once"]).assert().success();
@@ -311,7 +313,7 @@ fn a_token_expiring_within_a_day_is_refreshed_once_and_the_old_refresh_token_nev
         "an old refresh token is never sent again"
     );
     assert_eq!(
-        world.value("espressos", &common::today_utc().to_string()),
+        world.value("espressos", &crate::common::today_utc().to_string()),
         Some(2.into())
     );
 
@@ -322,8 +324,8 @@ fn a_token_expiring_within_a_day_is_refreshed_once_and_the_old_refresh_token_nev
 
 #[test]
 fn two_processes_racing_on_an_expired_token_refresh_once() {
-    use exist_agent::exist::auth::Auth;
-    use exist_agent::exist::tokens::TokenStore;
+    use exist_api::auth::Auth;
+    use exist_api::tokens::TokenStore;
     let world = World::new("");
     world.write_config(&format!(
         "{}{}",
@@ -338,11 +340,11 @@ fn two_processes_racing_on_an_expired_token_refresh_once() {
         let handles: Vec<_> = (0..2)
             .map(|_| {
                 let auth = Auth::new(
-                    config.exist.clone(),
+                    config.exist.app(),
                     TokenStore::File {
                         path: world.state_dir.join("tokens.json"),
                     },
-                    &world.state_dir,
+                    std::sync::Arc::new(exist_agent::exist::TokenLock::in_dir(&world.state_dir)),
                 );
                 tokio::spawn(async move { auth.access_token().await.unwrap() })
             })
@@ -393,18 +395,20 @@ fn no_token_asks_for_login_with_exit_3() {
 #[test]
 fn a_202_with_mixed_results_keeps_the_refused_value_aside() {
     let world = World::new("");
-    let today = common::today_utc();
+    let today = crate::common::today_utc();
     let csv = write_lines(
         &world.path("mood.csv"),
         &[
             "date,score".into(),
-            format!("{today},7"),
-            format!("{},12", today - chrono::Duration::days(1)),
+            format!("{today},7.5"),
+            format!("{},", today - chrono::Duration::days(1)),
         ],
     );
-    // The user declared `mood` as an integer: 12 passes the local check, Exist (a scale) refuses it.
+    // The user declared `mood` as a float: 7.5 passes the local check, and Exist, which checks
+    // values by type only (a float for its integer scale), refuses it. Exist does not check ranges
+    // (audit F12), so a refusal has to come from a type.
     let config = format!(
-        "[[source]]\nname = \"moods\"\nkind = \"file\"\npath = \"{}\"\ndate_field = \"date\"\n\n[[attribute]]\ntemplate = \"steps\"\nsource = \"moods\"\naggregate = \"count\"\n\n[[attribute]]\nname = \"mood\"\ngroup = \"mood\"\nvalue_type = \"integer\"\nsource = \"moods\"\nfield = \"score\"\naggregate = \"last\"\n",
+        "[[source]]\nname = \"moods\"\nkind = \"file\"\npath = \"{}\"\ndate_field = \"date\"\n\n[[attribute]]\ntemplate = \"steps\"\nsource = \"moods\"\naggregate = \"count\"\n\n[[attribute]]\nname = \"mood\"\ngroup = \"mood\"\nvalue_type = \"float\"\nsource = \"moods\"\nfield = \"score\"\naggregate = \"last\"\n",
         csv.display()
     );
     world.write_config(&config);
@@ -430,7 +434,7 @@ fn a_202_with_mixed_results_keeps_the_refused_value_aside() {
     let update = world.calls("/api/2/attributes/update/");
     assert_eq!(update.len(), 1);
     assert_eq!(update[0].status, 202);
-    assert_eq!(world.value("mood", &today.to_string()), Some(7.into()));
+    assert_eq!(world.value("mood", &today.to_string()), None);
     assert_eq!(world.value("steps", &today.to_string()), Some(1.into()));
 
     let status = world.cmd().args(["status", "--json"]).output().unwrap();
@@ -467,7 +471,7 @@ fn ownership_lost_to_another_service_is_reacquired_once_and_the_value_lands() {
     assert_eq!(updates.len(), 3, "first run, the refused write, the retry");
     assert_eq!(updates[1].status, 202);
     assert_eq!(
-        world.value("coffees", &common::today_utc().to_string()),
+        world.value("coffees", &crate::common::today_utc().to_string()),
         Some(3.into())
     );
 }
@@ -676,4 +680,32 @@ fn every_request_counts_toward_the_hour_even_when_nothing_is_sent() {
         world.sandbox.requests().len() as u64,
         "the release call counts"
     );
+}
+
+#[test]
+fn values_out_of_their_types_range_are_kept_aside_locally_and_never_sent() {
+    // Exist checks values by type only (audit F12): the range of a scale is the agent's to check.
+    let world = World::new("");
+    let today = crate::common::today_utc();
+    let csv = write_lines(
+        &world.path("mood.csv"),
+        &["date,score".into(), format!("{today},12")],
+    );
+    world.write_config(&format!(
+        "[[source]]\nname = \"moods\"\nkind = \"file\"\npath = \"{}\"\ndate_field = \"date\"\n\n[[attribute]]\ntemplate = \"mood\"\nsource = \"moods\"\nfield = \"score\"\naggregate = \"last\"\n",
+        csv.display()
+    ));
+    world.login_with(&["mood_write"]);
+    world.cmd().args(["run", "--once"]).assert().success();
+    assert_eq!(world.count("/api/2/attributes/update/"), 0, "nothing sent");
+    assert_eq!(world.value("mood", &today.to_string()), None);
+    let status = world.cmd().args(["status", "--json"]).output().unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let rejected = status["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0]["error_code"], "local");
+    assert!(rejected[0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("out of range"));
 }

@@ -2,13 +2,11 @@
 //! trigger a sync, the service files are generated and installed, and `doctor` reports what is
 //! broken.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{write_lines, World};
+use crate::common::{write_lines, World};
 use predicates::prelude::*;
 
 /// A CSV with `days` days ending today, `cups` a day, and a config pushing their sum.
@@ -33,7 +31,7 @@ fn coffee_world(days: i64, extra_agent: &str) -> World {
 }
 
 fn write_coffee(world: &World, days: i64, cups: i64) {
-    let today = common::today_utc();
+    let today = crate::common::today_utc();
     let mut lines = vec!["date,cups".to_owned()];
     for d in 0..days {
         lines.push(format!("{},{cups}", today - chrono::Duration::days(d)));
@@ -94,7 +92,7 @@ fn sigterm_mid_sync_finishes_the_batch_in_flight_and_loses_nothing() {
 
 #[test]
 fn a_signed_notification_triggers_a_sync_and_an_unsigned_one_is_refused() {
-    let port = common::free_port();
+    let port = crate::common::free_port();
     let world = coffee_world(
         2,
         &format!("listen = \"127.0.0.1:{port}\"\nnotify_secret = \"shared-secret\""),
@@ -125,7 +123,7 @@ fn a_signed_notification_triggers_a_sync_and_an_unsigned_one_is_refused() {
     wait_for("sync finished");
     let updates = world.count("/api/2/attributes/update/");
     assert_eq!(
-        world.value("coffees", &common::today_utc().to_string()),
+        world.value("coffees", &crate::common::today_utc().to_string()),
         Some(1.into())
     );
 
@@ -138,15 +136,15 @@ fn a_signed_notification_triggers_a_sync_and_an_unsigned_one_is_refused() {
         .block_on(client.post(&url).body(body.clone()).send())
         .unwrap();
     assert_eq!(unsigned.status(), 401);
-    let secret = exist_agent::secret::Secret::new("shared-secret");
+    let secret = exist_api::secret::Secret::new("shared-secret");
     let signed = world
         .rt
         .block_on(
             client
                 .post(&url)
                 .header(
-                    exist_agent::notify::SIGNATURE_HEADER,
-                    exist_agent::notify::sign(&secret, &body),
+                    exist_agent::SIGNATURE_HEADER,
+                    exist_agent::sign_notification(&secret, &body),
                 )
                 .body(body)
                 .send(),
@@ -156,7 +154,7 @@ fn a_signed_notification_triggers_a_sync_and_an_unsigned_one_is_refused() {
     wait_for("sync finished");
     assert_eq!(world.count("/api/2/attributes/update/"), updates + 1);
     assert_eq!(
-        world.value("coffees", &common::today_utc().to_string()),
+        world.value("coffees", &crate::common::today_utc().to_string()),
         Some(4.into())
     );
     terminate(&daemon);

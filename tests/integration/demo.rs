@@ -10,8 +10,8 @@ use std::time::Duration;
 use chrono::{NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
-const WALKS: &str = include_str!("../src/commands/demo/steps.csv");
-const COFFEES: &str = include_str!("../src/commands/demo/coffee.csv");
+const WALKS: &str = include_str!("../../src/commands/demo/steps.csv");
+const COFFEES: &str = include_str!("../../src/commands/demo/coffee.csv");
 const TIMEZONE: &str = "America/New_York";
 /// Exist takes at most this many values per update call.
 const MAX_BATCH: usize = 35;

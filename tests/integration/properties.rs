@@ -18,19 +18,17 @@ use proptest::sample::select;
 use serde_json::{json, Map, Value as Json};
 use url::Url;
 
-mod common;
-
 use exist_agent::config::{
     Aggregate, Config, FileSourceConfig, HttpAuth, HttpSourceConfig, RecordFormat, SourceConfig,
     SourceKind,
 };
-use exist_agent::exist::types::{Batch, Day, Value, ValueType, MAX_BATCH};
 use exist_agent::sources::link::{format_link_header, parse_link_header, Link};
 use exist_agent::sources::{
     FileSource, HttpSource, Malformed, PullEvent, PullPlan, Record, RecordTime, Source,
 };
 use exist_agent::store::{Store, StoredRecord};
 use exist_agent::sync::values::{aggregate, decode_time, encode_time, DayRecord};
+use exist_api::types::{Batch, Day, Value, ValueType, MAX_BATCH};
 
 fn cases(n: u32) -> ProptestConfig {
     ProptestConfig {
@@ -764,7 +762,7 @@ proptest! {
 // Configuration
 // ---------------------------------------------------------------------------------------------
 
-const EXAMPLE: &str = include_str!("../config.example.toml");
+const EXAMPLE: &str = include_str!("../../config.example.toml");
 
 /// Checks one configuration text: no panic, and an error names the file and a line in it.
 fn check_config(text: &str) -> Result<(), TestCaseError> {
@@ -1363,10 +1361,10 @@ fn a_newer_version_on_the_same_day_replaces_the_old_one() {
 /// never reached Exist.
 #[test]
 fn a_record_changed_at_the_source_reaches_exist() {
-    let world = common::World::new("");
+    let world = crate::common::World::new("");
     let health = world
         .rt
-        .block_on(exist_agent::sources::sandbox::HealthSandbox::start(
+        .block_on(exist_fakes::health::HealthSandbox::start(
             "127.0.0.1:0".parse().unwrap(),
         ))
         .unwrap();
@@ -1375,7 +1373,7 @@ fn a_record_changed_at_the_source_reaches_exist() {
         health.url()
     ));
     world.login_with(&["activity_write"]);
-    let today = common::today_utc().to_string();
+    let today = crate::common::today_utc().to_string();
     health.upsert(json!({ "id": "walk", "startTime": today, "steps": 100 }));
     world.cmd().args(["run", "--once"]).assert().success();
     assert_eq!(world.value("steps", &today), Some(json!(100)));

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::config::TokenStoreKind;
 use crate::secret::Secret;
 
 /// The keyring service name entries are filed under.
@@ -55,19 +54,15 @@ pub enum TokenStoreError {
     },
 }
 
-impl crate::error::Classify for TokenStoreError {
-    fn kind(&self) -> crate::error::ErrorKind {
-        crate::error::ErrorKind::Failed
-    }
-
-    fn fix(&self) -> Option<String> {
-        Some(match self {
-            Self::Keyring(_) => "unlock your keyring, or set [agent] token_store = \"file\"".into(),
-            Self::File { .. } => {
-                "check the state directory's permissions, or run `exist-agent login` again".into()
-            }
-        })
-    }
+/// Where tokens are stored, as configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenStoreKind {
+    /// The OS keyring, or the file when no keyring service exists.
+    Auto,
+    /// The OS keyring only.
+    Keyring,
+    /// A 0600 file in the state directory.
+    File,
 }
 
 /// The configured token store, after `auto` was resolved.

@@ -2,13 +2,11 @@
 //! conventions (pagination, `updated_since`, 31-day windows) and pushes day totals in the user's
 //! timezone to the sandbox Exist, losing nothing on failures.
 
-mod common;
-
+use crate::common::World;
 use chrono::{NaiveDate, TimeZone};
 use chrono_tz::Tz;
-use common::World;
-use exist_agent::sandbox::{Fault, SandboxOptions};
-use exist_agent::sources::sandbox::HealthSandbox;
+use exist_fakes::exist::{Fault, SandboxOptions};
+use exist_fakes::health::HealthSandbox;
 use predicates::prelude::*;
 use serde_json::json;
 
@@ -251,7 +249,7 @@ fn kill_9_in_the_middle_of_sending_loses_nothing() {
     let world = World::new("");
     // 40 days x 50 attributes' worth of values would be slow to build; 2,000 days of one is quick.
     let mut lines = vec!["date,cups".to_owned()];
-    let start = common::today_utc() - chrono::Duration::days(1999);
+    let start = crate::common::today_utc() - chrono::Duration::days(1999);
     for d in 0..2000 {
         lines.push(format!(
             "{},{}",
@@ -259,7 +257,7 @@ fn kill_9_in_the_middle_of_sending_loses_nothing() {
             d % 7 + 1
         ));
     }
-    let csv = common::write_lines(&world.path("coffee.csv"), &lines);
+    let csv = crate::common::write_lines(&world.path("coffee.csv"), &lines);
     world.write_config(&format!(
         "[[source]]\nname = \"coffee\"\nkind = \"file\"\npath = \"{}\"\ndate_field = \"date\"\n\n[[attribute]]\ntemplate = \"coffees\"\nsource = \"coffee\"\nfield = \"cups\"\naggregate = \"sum\"\n",
         csv.display()
@@ -457,14 +455,14 @@ fn a_file_read_whole_corrects_days_whose_rows_vanished_and_keeps_the_newest_vers
     let world = World::new("");
     let csv = world.path("log.csv");
     let write = |rows: &[&str]| {
-        common::write_lines(
+        crate::common::write_lines(
             &csv,
             &std::iter::once("id,date,edited,cups".to_owned())
                 .chain(rows.iter().map(|r| r.to_string()))
                 .collect::<Vec<_>>(),
         )
     };
-    let today = common::today_utc();
+    let today = crate::common::today_utc();
     let d = |n: i64| (today - chrono::Duration::days(n)).to_string();
     write(&[
         &format!("a,{},2026-01-01T00:00:00Z,1", d(1)),

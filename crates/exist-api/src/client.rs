@@ -13,7 +13,7 @@ use url::Url;
 
 use super::auth::{Auth, AuthError};
 use super::types::{AttributeName, Batch, Day, Group, Value, ValueType};
-use crate::error::{error_chain, Classify, ErrorKind};
+use crate::error_chain;
 
 /// Why a call to Exist failed as a whole.
 #[derive(Debug, thiserror::Error)]
@@ -50,23 +50,6 @@ pub enum ExistError {
         /// The start of the reply.
         body: String,
     },
-}
-
-impl Classify for ExistError {
-    fn kind(&self) -> ErrorKind {
-        match self {
-            Self::Auth(a) => a.kind(),
-            Self::RateLimited | Self::Unavailable { .. } => ErrorKind::Temporary,
-            Self::Ambiguous { .. } | Self::Refused { .. } => ErrorKind::Failed,
-        }
-    }
-
-    fn fix(&self) -> Option<String> {
-        match self {
-            Self::Auth(a) => a.fix(),
-            _ => None,
-        }
-    }
 }
 
 /// Where the client counts its requests against Exist's hourly limit (300 per token): asked

@@ -4,7 +4,6 @@
 //! A refresh rotates both tokens, so it runs under a cross-process lock, re-reads the stored pair
 //! first (another process may have refreshed already), and stores the new pair before using it.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -16,11 +15,99 @@ use oauth2::{
 use url::Url;
 
 use super::tokens::{TokenPair, TokenStore, TokenStoreError};
-use crate::config::ExistConfig;
-use crate::error::{error_chain, Classify, ErrorKind};
+use crate::error_chain;
 use crate::secret::Secret;
-use crate::store::lock::{FileLock, TOKEN_LOCK};
-use crate::store::StoreError;
+
+/// The user's registered Exist app: what the OAuth flow and a refresh need.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// Exist's host, without the `/api/2/` part.
+    pub base_url: Url,
+    /// The OAuth client id.
+    pub client_id: String,
+    /// Where the client secret comes from.
+    pub client_secret: SecretSource,
+    /// The redirect URI, exactly as registered with Exist.
+    pub redirect_uri: RedirectUri,
+}
+
+/// The redirect URI as written (and so as sent: Exist compares it with the registered one
+/// character for character, so `http://localhost:8000` and `http://localhost:8000/` differ), and
+/// parsed, to listen on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedirectUri {
+    written: String,
+    url: Url,
+}
+
+impl RedirectUri {
+    /// Parses `text`, keeping it as written.
+    pub fn parse(text: &str) -> Result<Self, url::ParseError> {
+        Ok(Self {
+            url: Url::parse(text)?,
+            written: text.to_owned(),
+        })
+    }
+
+    /// As written.
+    pub fn as_str(&self) -> &str {
+        &self.written
+    }
+
+    /// Parsed.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+}
+
+impl std::fmt::Display for RedirectUri {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.written)
+    }
+}
+
+/// Where a secret (the OAuth client secret, a shared notification secret) is read from.
+#[derive(Debug, Clone)]
+pub enum SecretSource {
+    /// Written in the configuration.
+    Inline(Secret),
+    /// Read from this environment variable when needed.
+    Env(String),
+    /// None configured (enough for a pasted personal token).
+    None,
+}
+
+impl SecretSource {
+    /// The secret, or why there is none.
+    pub fn resolve(&self) -> Result<Secret, String> {
+        match self {
+            Self::Inline(s) => Ok(s.clone()),
+            Self::Env(var) => match std::env::var(var) {
+                Ok(value) if !value.is_empty() => Ok(Secret::new(value)),
+                _ => Err(format!(
+                    "the environment variable {var} is not set; export it with your Exist app's client secret"
+                )),
+            },
+            Self::None => Err("no client secret is configured".into()),
+        }
+    }
+}
+
+/// Keeps two processes from refreshing the tokens at once; held while a refresh runs.
+pub trait RefreshLock: Send + Sync {
+    /// Takes the lock, waiting for another holder for a while.
+    fn acquire(&self) -> Result<Box<dyn Send>, LockFailure>;
+}
+
+/// Why the refresh lock could not be taken.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct LockFailure {
+    /// What happened.
+    pub message: String,
+    /// Whether another process held it for longer than the wait (trying later works).
+    pub busy: bool,
+}
 
 /// Refresh when the access token expires within this margin.
 pub const REFRESH_MARGIN: chrono::Duration = chrono::Duration::days(1);
@@ -45,7 +132,7 @@ pub enum AuthError {
     Store(#[from] TokenStoreError),
     /// The refresh lock could not be taken.
     #[error(transparent)]
-    Lock(#[from] StoreError),
+    Lock(#[from] LockFailure),
     /// The OAuth app is not configured well enough for this.
     #[error("{0}")]
     Config(String),
@@ -57,30 +144,6 @@ pub enum AuthError {
     Login(String),
 }
 
-impl Classify for AuthError {
-    fn kind(&self) -> ErrorKind {
-        match self {
-            Self::NoToken | Self::Refused(_) => ErrorKind::Auth,
-            Self::Network(_) => ErrorKind::Temporary,
-            Self::Config(_) => ErrorKind::Config,
-            Self::Lock(l) => l.kind(),
-            Self::Store(_) | Self::Login(_) => ErrorKind::Failed,
-        }
-    }
-
-    fn fix(&self) -> Option<String> {
-        match self {
-            Self::NoToken | Self::Refused(_) => {
-                Some("run `exist-agent login` to authorize again".into())
-            }
-            Self::Network(_) => Some("try again later".into()),
-            Self::Lock(l) => l.fix(),
-            Self::Store(s) => s.fix(),
-            Self::Config(_) | Self::Login(_) => None,
-        }
-    }
-}
-
 /// An HTTP client for token requests: no redirects (the oauth2 crate's advice against SSRF).
 fn token_http_client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -90,7 +153,7 @@ fn token_http_client() -> reqwest::Client {
         .expect("a TLS backend is compiled in")
 }
 
-fn oauth_client(config: &ExistConfig) -> Result<OAuthClient, AuthError> {
+fn oauth_client(config: &App) -> Result<OAuthClient, AuthError> {
     let secret = config.client_secret.resolve().map_err(AuthError::Config)?;
     let join = |path: &str| {
         config
@@ -104,7 +167,10 @@ fn oauth_client(config: &ExistConfig) -> Result<OAuthClient, AuthError> {
         .set_auth_type(AuthType::RequestBody)
         .set_auth_uri(AuthUrl::from_url(join("oauth2/authorize")?))
         .set_token_uri(TokenUrl::from_url(join("oauth2/access_token")?))
-        .set_redirect_uri(RedirectUrl::from_url(config.redirect_uri.clone())))
+        .set_redirect_uri(
+            RedirectUrl::new(config.redirect_uri.as_str().to_owned())
+                .map_err(|e| AuthError::Config(format!("exist.redirect_uri: {e}")))?,
+        ))
 }
 
 fn pair_from<T: TokenResponse>(token: &T, fallback_scopes: &[String]) -> TokenPair {
@@ -143,20 +209,20 @@ fn explain_token_error<RE: std::error::Error + 'static>(
 
 /// The access token for API calls, refreshed only when needed.
 pub struct Auth {
-    config: ExistConfig,
+    config: App,
     store: TokenStore,
-    lock_path: PathBuf,
+    lock: std::sync::Arc<dyn RefreshLock>,
     http: reqwest::Client,
     current: tokio::sync::Mutex<Option<TokenPair>>,
 }
 
 impl Auth {
-    /// Tokens from `store`; refreshes are serialized through a lock file in `state_dir`.
-    pub fn new(config: ExistConfig, store: TokenStore, state_dir: &std::path::Path) -> Self {
+    /// Tokens from `store`, for `app`; refreshes are serialized through `lock`.
+    pub fn new(app: App, store: TokenStore, lock: std::sync::Arc<dyn RefreshLock>) -> Self {
         Self {
-            config,
+            config: app,
             store,
-            lock_path: state_dir.join(TOKEN_LOCK),
+            lock,
             http: token_http_client(),
             current: tokio::sync::Mutex::new(None),
         }
@@ -214,14 +280,13 @@ impl Auth {
 
     /// Refreshes `seen` under the cross-process lock, unless the stored pair already moved on.
     async fn refresh(&self, seen: &TokenPair) -> Result<TokenPair, AuthError> {
-        let lock_path = self.lock_path.clone();
-        let _lock = tokio::task::spawn_blocking(move || {
-            FileLock::acquire(&lock_path, Duration::from_secs(120), |pid| {
-                tracing::info!("waiting for another exist-agent process (pid {pid}) that is refreshing the token")
-            })
-        })
-        .await
-        .expect("lock thread panicked")?;
+        let lock = std::sync::Arc::clone(&self.lock);
+        let _lock = tokio::task::spawn_blocking(move || lock.acquire())
+            .await
+            .map_err(|e| LockFailure {
+                message: format!("the lock thread failed: {e}"),
+                busy: false,
+            })??;
         let stored = self.load().await?.ok_or(AuthError::NoToken)?;
         if stored.access_token != seen.access_token {
             tracing::debug!("another process refreshed the token already; using its pair");
@@ -266,14 +331,14 @@ pub struct LoginOutcome {
 /// authorize page (printing the URL when `open_browser` is false or fails), checks `state`,
 /// exchanges the code and stores the pair. `show` receives the lines meant for the user.
 pub async fn login(
-    config: &ExistConfig,
+    config: &App,
     scopes: &[String],
     store: &TokenStore,
     open_browser: bool,
     mut show: impl FnMut(&str),
 ) -> Result<LoginOutcome, AuthError> {
     let client = oauth_client(config)?;
-    let listener = bind_redirect(&config.redirect_uri).await?;
+    let listener = bind_redirect(config.redirect_uri.url()).await?;
     let mut request = client.authorize_url(CsrfToken::new_random);
     for scope in scopes {
         request = request.add_scope(Scope::new(scope.clone()));
@@ -290,21 +355,22 @@ pub async fn login(
         ));
     }
     show(&format!(
-        "Waiting for Exist to redirect to {} ...",
-        config.redirect_uri
+        "Waiting for Exist to redirect to {} ...\nIf Exist shows an error page instead of asking you to allow exist-agent, the redirect URI registered for your Exist app is not exactly {}: make the two identical, character for character (in the app's settings at Exist, or exist.redirect_uri), and log in again.",
+        config.redirect_uri, config.redirect_uri
     ));
     let reply = tokio::time::timeout(
         LOGIN_TIMEOUT,
-        wait_for_redirect(listener, &config.redirect_uri),
+        wait_for_redirect(listener, config.redirect_uri.url()),
     )
     .await
     .map_err(|_| {
         AuthError::Login(format!(
-            "no reply from the browser within {} minutes; run `exist-agent login` again",
-            LOGIN_TIMEOUT.as_secs() / 60
+            "no reply from the browser within {} minutes; if Exist showed an error page, the redirect URI registered for your app and exist.redirect_uri ({}) are not identical; make them so and run `exist-agent login` again",
+            LOGIN_TIMEOUT.as_secs() / 60,
+            config.redirect_uri
         ))
     })??;
-    let code = check_reply(&reply, state.secret())?;
+    let code = check_reply(&reply, state.secret(), &config.redirect_uri)?;
     let response = client
         .exchange_code(AuthorizationCode::new(code))
         .request_async(&token_http_client())
@@ -358,11 +424,23 @@ struct RedirectReply {
     error: Option<String>,
 }
 
-fn check_reply(reply: &RedirectReply, expected_state: &str) -> Result<String, AuthError> {
-    if let Some(error) = &reply.error {
-        return Err(AuthError::Login(format!(
-            "Exist refused the authorization ({error}); run `exist-agent login` again"
-        )));
+fn check_reply(
+    reply: &RedirectReply,
+    expected_state: &str,
+    redirect: &RedirectUri,
+) -> Result<String, AuthError> {
+    match reply.error.as_deref() {
+        Some("access_denied") => {
+            return Err(AuthError::Login(
+                "the authorization was declined in the browser; run `exist-agent login` again to allow it".into(),
+            ))
+        }
+        Some(error) => {
+            return Err(AuthError::Login(format!(
+                "Exist refused the authorization ({error}); check that the redirect URI registered for your app is exactly {redirect} (exist.redirect_uri), then run `exist-agent login` again"
+            )))
+        }
+        None => {}
     }
     // `state` guards against forged redirects: an absent or different one is refused.
     match reply.state.as_deref() {
@@ -459,8 +537,9 @@ mod tests {
             state: Some("s".into()),
             error: None,
         };
-        assert_eq!(check_reply(&ok, "s").unwrap(), "c");
-        assert!(check_reply(&ok, "other")
+        let uri = RedirectUri::parse("http://localhost:8000/").unwrap();
+        assert_eq!(check_reply(&ok, "s", &uri).unwrap(), "c");
+        assert!(check_reply(&ok, "other", &uri)
             .unwrap_err()
             .to_string()
             .contains("does not match"));
@@ -471,14 +550,22 @@ mod tests {
                 ..Default::default()
             }
         };
-        assert!(check_reply(&missing_state, "s").is_err());
+        assert!(check_reply(&missing_state, "s", &uri).is_err());
         let denied = RedirectReply {
             error: Some("access_denied".into()),
             ..Default::default()
         };
-        assert!(check_reply(&denied, "s")
+        assert!(check_reply(&denied, "s", &uri)
             .unwrap_err()
             .to_string()
-            .contains("access_denied"));
+            .contains("declined"));
+        let mismatch = RedirectReply {
+            error: Some("invalid_request".into()),
+            ..Default::default()
+        };
+        assert!(check_reply(&mismatch, "s", &uri)
+            .unwrap_err()
+            .to_string()
+            .contains("exactly http://localhost:8000/"));
     }
 }

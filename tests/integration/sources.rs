@@ -10,11 +10,11 @@ use exist_agent::config::{
     CommandSourceConfig, FileSourceConfig, HttpAuth, HttpSourceConfig, RecordFormat, SourceConfig,
     SourceKind,
 };
-use exist_agent::sources::sandbox::HealthSandbox;
 use exist_agent::sources::{
     format_query_time, from_config, HttpSource, PullEvent, PullPlan, PullSummary, Record,
     RetryPolicy, SinkError, Source, SourceError, OVERLAP,
 };
+use exist_fakes::health::HealthSandbox;
 use serde_json::json;
 use url::Url;
 

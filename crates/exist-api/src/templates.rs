@@ -115,7 +115,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exist::types::AttributeName;
+    use crate::types::AttributeName;
 
     #[test]
     fn template_names_are_unique_valid_attribute_names() {

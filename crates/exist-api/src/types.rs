@@ -98,22 +98,14 @@ impl Day {
         self.0
     }
 
-    /// The day before.
+    /// The day before (the first day chrono knows has none: itself).
     pub fn pred(self) -> Self {
-        Self(
-            self.0
-                .pred_opt()
-                .expect("dates before year -262143 never occur"),
-        )
+        Self(self.0.pred_opt().unwrap_or(self.0))
     }
 
-    /// The day after.
+    /// The day after (the last day chrono knows has none: itself).
     pub fn succ(self) -> Self {
-        Self(
-            self.0
-                .succ_opt()
-                .expect("dates after year 262142 never occur"),
-        )
+        Self(self.0.succ_opt().unwrap_or(self.0))
     }
 
     /// Every day from `self` to `last`, both included.

@@ -1566,7 +1566,7 @@ async fn days_without_data_can_be_left_out_as_one_recorded_reply_does() {
 #[tokio::test]
 async fn the_template_table_is_the_documented_list() {
     // The fixture is a hand transcription of D's "List of attribute templates".
-    let fixture = include_str!("../src/exist/fixtures/templates.txt");
+    let fixture = include_str!("../../src/exist/fixtures/templates.txt");
     let documented: BTreeMap<&str, (String, u8)> = fixture
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))

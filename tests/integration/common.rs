@@ -1,12 +1,11 @@
 //! Shared by the integration tests: a sandbox Exist (and health API) in this process, a
 //! temporary config and state directory, and the real binary pointed at them.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
-use exist_agent::exist::tokens::{TokenPair, TokenStore};
-use exist_agent::sandbox::{RequestRecord, Sandbox, SandboxOptions};
-use exist_agent::secret::Secret;
+use exist_api::secret::Secret;
+use exist_api::tokens::{TokenPair, TokenStore};
+use exist_fakes::exist::{RequestRecord, Sandbox, SandboxOptions};
 
 /// A test world: sandbox, runtime serving it, temporary directory with config and state.
 pub struct World {
@@ -50,10 +49,12 @@ impl World {
 
     /// Rewrites the config with the standard head and `rest`.
     pub fn write_config(&self, rest: &str) {
+        // The redirect URI is registered with the sandbox, as with a real Exist app.
+        let redirect = format!("http://127.0.0.1:{}/callback", free_port());
+        self.sandbox.register_redirect_uri(&redirect);
         let head = format!(
-            "[exist]\nbase_url = \"{}\"\nclient_id = \"sandbox-client\"\nclient_secret = \"sandbox-secret\"\nredirect_uri = \"http://127.0.0.1:{}/callback\"\n\n[agent]\ntoken_store = \"file\"\nstate_dir = \"{}\"\n\n",
+            "[exist]\nbase_url = \"{}\"\nclient_id = \"sandbox-client\"\nclient_secret = \"sandbox-secret\"\nredirect_uri = \"{redirect}\"\n\n[agent]\ntoken_store = \"file\"\nstate_dir = \"{}\"\n\n",
             self.sandbox.base_url(),
-            free_port(),
             self.state_dir.display()
         );
         std::fs::write(&self.config_path, format!("{head}{rest}")).unwrap();

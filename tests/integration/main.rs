@@ -1,0 +1,16 @@
+//! Every integration test of the agent, in one binary (one link step): the real binary and the
+//! library driven against the fakes of Exist and of the sources, over loopback.
+
+mod common;
+
+mod config_errors;
+mod daemon;
+mod demo;
+mod exist_client;
+mod faults;
+mod first_day;
+mod fuzz_smoke;
+mod properties;
+mod readme;
+mod sources;
+mod sync;
