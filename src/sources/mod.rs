@@ -15,6 +15,7 @@
 
 mod buffer;
 mod command;
+mod field;
 mod file;
 mod http;
 pub mod link;
@@ -30,6 +31,7 @@ use crate::config::{SourceConfig, SourceKind};
 use crate::error::{Classify, ErrorKind};
 
 pub use command::CommandSource;
+pub use field::FieldPath;
 pub use file::FileSource;
 pub use http::{format_query_time, HttpSource, RetryPolicy, OVERLAP};
 pub use record::{Malformed, Record, RecordTime, TIME_ZONE_FIELD};

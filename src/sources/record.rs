@@ -7,6 +7,7 @@ use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Offset,
 use chrono_tz::Tz;
 use serde_json::{Map, Number, Value};
 
+use super::FieldPath;
 use exist_api::types::Day;
 
 /// The field some health-data records carry instead of a UTC offset: an IANA zone name.
@@ -99,10 +100,10 @@ pub(crate) struct Unparsed {
 /// Turns raw objects of one source into [`Record`]s, knowing which fields mean what.
 #[derive(Debug, Clone)]
 pub(crate) struct RecordParser {
-    date_field: String,
-    tz_offset_field: Option<String>,
-    id_field: Option<String>,
-    updated_field: Option<String>,
+    date_field: FieldPath,
+    tz_offset_field: Option<FieldPath>,
+    id_field: Option<FieldPath>,
+    updated_field: Option<FieldPath>,
 }
 
 impl RecordParser {
@@ -115,10 +116,10 @@ impl RecordParser {
         updated_field: Option<&str>,
     ) -> Self {
         Self {
-            date_field: date_field.to_owned(),
-            tz_offset_field: tz_offset_field.map(str::to_owned),
-            id_field: id_field.map(str::to_owned),
-            updated_field: updated_field.map(str::to_owned),
+            date_field: FieldPath::new(date_field),
+            tz_offset_field: tz_offset_field.map(FieldPath::new),
+            id_field: id_field.map(FieldPath::new),
+            updated_field: updated_field.map(FieldPath::new),
         }
     }
 
@@ -131,7 +132,7 @@ impl RecordParser {
         let id = self
             .id_field
             .as_ref()
-            .and_then(|f| fields.get(f))
+            .and_then(|f| f.get(&fields))
             .and_then(id_text);
         let parsed = self
             .time(&fields)
@@ -163,7 +164,7 @@ impl RecordParser {
             if cell.is_empty() {
                 continue;
             }
-            let value = if self.id_field.as_deref() == Some(name) {
+            let value = if self.id_field.as_ref().is_some_and(|f| f.as_str() == name) {
                 Value::String(cell.to_owned())
             } else {
                 cell_value(cell)
@@ -175,7 +176,7 @@ impl RecordParser {
 
     fn time(&self, fields: &Map<String, Value>) -> Result<RecordTime, String> {
         let field = &self.date_field;
-        let stamp = match fields.get(field) {
+        let stamp = match field.get(fields) {
             None | Some(Value::Null) => return Err(format!("it has no `{field}` field")),
             Some(value) => stamp_of(value).ok_or_else(|| {
                 format!(
@@ -214,7 +215,7 @@ impl RecordParser {
                 })?;
             return Ok(RecordTime::Instant(at_offset(wall, offset)));
         }
-        if let Some(value) = present(fields, TIME_ZONE_FIELD) {
+        if let Some(value) = fields.get(TIME_ZONE_FIELD).filter(|v| !v.is_null()) {
             let tz: Tz = value
                 .as_str()
                 .and_then(|s| s.trim().parse().ok())
@@ -254,8 +255,8 @@ impl RecordParser {
 }
 
 /// A field's value unless it is absent or null.
-fn present<'a>(fields: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
-    fields.get(field).filter(|v| !v.is_null())
+fn present<'a>(fields: &'a Map<String, Value>, field: &FieldPath) -> Option<&'a Value> {
+    field.get(fields).filter(|v| !v.is_null())
 }
 
 /// An id as text: ids are strings or numbers.

@@ -10,7 +10,7 @@ use chrono_tz::Tz;
 use serde_json::{Map, Value as Json};
 
 use crate::config::Aggregate;
-use crate::sources::RecordTime;
+use crate::sources::{FieldPath, RecordTime};
 use exist_api::types::{Value, ValueType};
 
 /// A stored record's time and fields, ready to aggregate.
@@ -53,7 +53,7 @@ pub struct Rule {
     /// The aggregate.
     pub aggregate: Aggregate,
     /// The field it reads (none for `count`).
-    pub field: Option<String>,
+    pub field: Option<FieldPath>,
     /// The attribute's value type.
     pub value_type: ValueType,
     /// The user's timezone, to order records by their local time.
@@ -100,14 +100,14 @@ impl Rule {
         let Some(field) = &self.field else {
             return Measure::Absent;
         };
-        let Some(raw) = fields.get(field).filter(|v| !v.is_null()) else {
+        let Some(raw) = field.get(fields).filter(|v| !v.is_null()) else {
             return Measure::Absent;
         };
         if self.value_type == ValueType::String {
             return Measure::Text(text_of(raw));
         }
         let problem = |make: fn(String, String) -> ValueProblem| {
-            Measure::Bad(make(field.clone(), raw.to_string()))
+            Measure::Bad(make(field.to_string(), raw.to_string()))
         };
         match number_of(raw) {
             None => problem(|field, found| ValueProblem::NotANumber { field, found }),
@@ -182,7 +182,7 @@ pub fn aggregate(
 ) -> Result<Option<Value>, ValueProblem> {
     let rule = Rule {
         aggregate,
-        field: field.map(str::to_owned),
+        field: field.map(FieldPath::new),
         value_type,
         tz,
     };

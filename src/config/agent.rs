@@ -1,0 +1,144 @@
+//! The `[agent]` table: how the agent runs (schedule, resync, day start, token store, state,
+//! the notification listener).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use chrono::NaiveTime;
+use serde::Deserialize;
+
+use super::error::{Locator, Seg};
+use super::{default_state_dir, expand_home, ConfigError, SecretSource, TokenStoreKind};
+use crate::schedule::{Plan, Schedule};
+use exist_api::Secret;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAgent {
+    pub schedule: Option<String>,
+    pub resync_days: Option<i64>,
+    pub day_starts: Option<String>,
+    pub token_store: Option<String>,
+    pub state_dir: Option<String>,
+    pub listen: Option<String>,
+    pub notify_secret: Option<String>,
+    pub notify_secret_env: Option<String>,
+}
+
+/// The `[agent]` table.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// When the daemon syncs: the configured schedule at this install's minute, checked to fire.
+    pub schedule: Plan,
+    /// How many days, today included, are re-computed every run (at least 2).
+    pub resync_days: u32,
+    /// Local time at which a day begins.
+    pub day_starts: NaiveTime,
+    /// Where OAuth tokens are kept.
+    pub token_store: TokenStoreKind,
+    /// The state directory: configured, or the platform's.
+    pub state_dir: PathBuf,
+    /// The loopback address the daemon accepts signed notifications on.
+    pub listen: Option<SocketAddr>,
+    /// The shared secret notifications are signed with.
+    pub notify_secret: Option<SecretSource>,
+}
+
+pub(super) fn check(loc: &Locator<'_>, raw: RawAgent) -> Result<AgentConfig, ConfigError> {
+    let at = |k| [Seg::Key("agent"), Seg::Key(k)];
+    let state_dir = raw
+        .state_dir
+        .as_deref()
+        .map_or_else(default_state_dir, expand_home);
+    let schedule = match raw.schedule.as_deref().unwrap_or("hourly") {
+        "hourly" => Schedule::Hourly,
+        "daily" => Schedule::Daily,
+        expr => Schedule::Cron(expr.to_owned()),
+    };
+    let schedule = Plan::new(&schedule, crate::schedule::install_minute(&state_dir.to_string_lossy()))
+        .map_err(|e| {
+            let expr = raw.schedule.as_deref().unwrap_or_default();
+            loc.error(
+                &at("schedule"),
+                match &e {
+                    crate::schedule::ScheduleError::NeverFires { .. } => format!("\"{expr}\" never fires: no date matches it"),
+                    crate::schedule::ScheduleError::BadCron { reason, .. } => format!("\"{expr}\" is not a cron expression: {reason}"),
+                },
+                "write \"hourly\", \"daily\", or a cron expression such as \"17 * * * *\" (minute hour day month weekday, UTC) that matches some date",
+            )
+        })?;
+    let resync_days = match raw.resync_days {
+        None => 2,
+        Some(n @ 2..=366) => n as u32,
+        Some(n) => {
+            return Err(loc.error(
+                &at("resync_days"),
+                format!("{n} is too {}", if n < 2 { "small" } else { "large" }),
+                "write a number from 2 (today and yesterday, as Exist asks) to 366",
+            ))
+        }
+    };
+    let day_starts = match raw.day_starts.as_deref() {
+        None => NaiveTime::MIN,
+        Some(t) => NaiveTime::parse_from_str(t, "%H:%M").map_err(|_| {
+            loc.error(
+                &at("day_starts"),
+                format!("\"{t}\" is not a time of day"),
+                "write HH:MM, e.g. \"05:00\" to count 00:00-04:59 toward the day before",
+            )
+        })?,
+    };
+    let token_store = match raw.token_store.as_deref().unwrap_or("auto") {
+        "auto" => TokenStoreKind::Auto,
+        "keyring" => TokenStoreKind::Keyring,
+        "file" => TokenStoreKind::File,
+        other => {
+            return Err(loc.error(
+                &at("token_store"),
+                format!("\"{other}\" is not a token store"),
+                "write \"auto\", \"keyring\" or \"file\"",
+            ))
+        }
+    };
+    let listen = match raw.listen {
+        None => None,
+        Some(addr) => match addr.parse::<SocketAddr>() {
+            Ok(a) if a.ip().is_loopback() => Some(a),
+            _ => {
+                return Err(loc.error(
+                    &at("listen"),
+                    format!("\"{addr}\" is not a loopback address with a port"),
+                    "write \"127.0.0.1:PORT\"; notifications are only accepted on loopback",
+                ))
+            }
+        },
+    };
+    let notify_secret = match (raw.notify_secret, raw.notify_secret_env) {
+        (Some(s), None) => Some(SecretSource::Inline(Secret::new(s))),
+        (None, Some(v)) => Some(SecretSource::Env(v)),
+        (None, None) => None,
+        (Some(_), Some(_)) => {
+            return Err(loc.error(
+                &at("notify_secret"),
+                "both notify_secret and notify_secret_env are set",
+                "keep one",
+            ))
+        }
+    };
+    if listen.is_some() && notify_secret.is_none() {
+        return Err(loc.error(
+            &at("listen"),
+            "notifications need a shared secret",
+            "add notify_secret_env = \"VAR\" (or notify_secret) to [agent]",
+        ));
+    }
+    Ok(AgentConfig {
+        schedule,
+        resync_days,
+        day_starts,
+        token_store,
+        state_dir,
+        listen,
+        notify_secret,
+    })
+}
