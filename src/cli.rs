@@ -94,6 +94,8 @@ pub enum Command {
     Service(commands::service::ServiceArgs),
     /// Check the configuration, token, scopes, keyring, connectivity and permissions
     Doctor,
+    /// Read back what Exist holds and list the days where it differs from what was sent
+    Verify(commands::verify::VerifyArgs),
     /// Run a local Exist-compatible server (OAuth included, auto-approving) to try a setup
     Sandbox(commands::sandbox::SandboxArgs),
     /// Show the whole loop on built-in sample data: sandbox, login, two syncs, a table

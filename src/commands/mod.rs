@@ -10,6 +10,7 @@ pub mod run;
 pub mod sandbox;
 pub mod service;
 pub mod status;
+pub mod verify;
 
 use crate::cli::{Cli, Command};
 use crate::error::{Error, Result};
@@ -29,6 +30,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Push(args) => push::run(&ctx, &args),
         Command::Service(args) => service::run(&ctx, &args),
         Command::Doctor => doctor::run(&ctx),
+        Command::Verify(args) => verify::run(&ctx, &args),
         Command::Sandbox(args) => sandbox::run(&args),
         Command::Demo => demo::run(&ctx),
     }

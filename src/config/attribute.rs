@@ -273,6 +273,20 @@ pub(super) fn check(
         ));
     }
     let vt = attribute.value_type();
+    if !attribute.group().is_writable() {
+        return Err(loc.error(
+            &here,
+            format!("{} is in Exist's {} group, which Exist fills itself: no app may write it", attribute.display_name(), attribute.group()),
+            "remove this attribute, or send the value to a custom attribute in another group",
+        ));
+    }
+    if attribute.group() == Group::Custom && vt != ValueType::Boolean {
+        return Err(loc.error(
+            &at(if raw.value_type.is_some() { "value_type" } else { "group" }),
+            format!("Exist's `custom` group holds booleans (daily tags) only, not {vt}"),
+            "use another group (e.g. food, health, productivity) for this attribute, or value_type = \"boolean\" for a tag",
+        ));
+    }
     if vt == ValueType::String && !matches!(aggregate, Aggregate::Last) {
         return Err(loc.error(
             &at("aggregate"),
@@ -289,6 +303,7 @@ pub(super) fn check(
 fn group_list() -> String {
     Group::ALL
         .iter()
+        .filter(|g| g.is_writable())
         .map(|g| g.as_str())
         .collect::<Vec<_>>()
         .join(", ")

@@ -17,6 +17,7 @@ pub(super) struct RawExist {
     pub client_secret_env: Option<String>,
     pub redirect_uri: Option<String>,
     pub timezone: Option<String>,
+    pub verify: Option<bool>,
 }
 
 /// The `[exist]` table.
@@ -32,6 +33,9 @@ pub struct ExistConfig {
     pub redirect_uri: exist_api::auth::RedirectUri,
     /// The user's timezone, when configured; otherwise the Exist profile's.
     pub timezone: Option<Tz>,
+    /// Whether `login` also asks the read scopes of the configured groups, so that `verify` can
+    /// read back what Exist holds.
+    pub verify: bool,
 }
 
 impl ExistConfig {
@@ -108,5 +112,6 @@ pub(super) fn check(loc: &Locator<'_>, raw: RawExist) -> Result<ExistConfig, Con
         client_secret,
         redirect_uri,
         timezone,
+        verify: raw.verify.unwrap_or(false),
     })
 }

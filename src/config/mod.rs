@@ -138,13 +138,17 @@ impl Config {
         })
     }
 
-    /// The OAuth scopes this configuration needs: one write scope per group it writes, sorted.
+    /// The OAuth scopes this configuration needs: one write scope per group it writes, and with
+    /// `[exist] verify` their read scopes too, sorted.
     pub fn scopes(&self) -> Vec<String> {
-        let scopes: BTreeSet<String> = self
+        let mut scopes: BTreeSet<String> = self
             .attributes
             .iter()
             .map(|a| a.group().write_scope())
             .collect();
+        if self.exist.verify {
+            scopes.extend(self.attributes.iter().map(|a| a.group().read_scope()));
+        }
         scopes.into_iter().collect()
     }
 

@@ -63,6 +63,7 @@ fn example_config_parses_and_documents_every_key() {
         "client_secret",
         "redirect_uri",
         "timezone",
+        "verify",
         "schedule",
         "resync_days",
         "day_starts",

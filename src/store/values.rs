@@ -295,6 +295,28 @@ impl Writer<'_> {
         self.exec("DELETE FROM attributes", [])
     }
 
+    /// Notes what Exist is known to hold for (attribute, day), as read back from Exist: the
+    /// ledger follows it (`None`: Exist holds nothing), so that what the agent queues again is
+    /// compared with the truth.
+    pub fn set_held(
+        &self,
+        attribute: &AttributeName,
+        day: Day,
+        value: Option<&Value>,
+    ) -> Result<(), StoreError> {
+        match value {
+            Some(value) => self.exec(
+                "INSERT INTO ledger (attribute, day, value, acked_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (attribute, day) DO UPDATE SET value = excluded.value, acked_at = excluded.acked_at",
+                params![attribute.as_str(), day.to_string(), value_text(value), now_text()],
+            ),
+            None => self.exec(
+                "DELETE FROM ledger WHERE attribute = ?1 AND day = ?2",
+                params![attribute.as_str(), day.to_string()],
+            ),
+        }
+    }
+
     /// Queues a day's total, replacing an older pending total of the same day.
     pub fn enqueue(
         &self,

@@ -142,6 +142,8 @@ pub async fn ensure_owned<'c>(
 ) -> Result<Vec<Resolved<'c>>, SyncStepError> {
     let mut resolved = resolve(config, &store.read().owned_attributes()?);
     let (mut to_create, mut to_acquire) = (Vec::new(), Vec::new());
+    // Custom attributes that exist already and are acquired by a guess at their name.
+    let mut guessed = Vec::new();
     for (i, r) in resolved.iter().enumerate() {
         match (&r.standing, &r.config.target) {
             (Standing::WillCreate, _) => to_create.push(i),
@@ -179,7 +181,10 @@ pub async fn ensure_owned<'c>(
                 })?;
             created.push((i, name));
         }
-        // A label that exists already (the state was lost): acquire it by its slug instead.
+        // A label Exist has already (the state was lost, or the user made it): find it by its
+        // label in Exist's own list of what this agent owns, else acquire it by the name Exist
+        // most likely gave it. Any other refusal is the attribute's problem, said as Exist said it.
+        let mut existing = Vec::new();
         for failure in &outcome.failed {
             let Some(&i) = to_create
                 .iter()
@@ -187,15 +192,47 @@ pub async fn ensure_owned<'c>(
             else {
                 continue;
             };
-            tracing::debug!(label = %failure.item.label, code = %failure.code, "create refused; acquiring by name instead");
-            if let Ok(name) = AttributeName::slug_of(&failure.item.label) {
-                to_acquire.push((
-                    i,
-                    AcquireItem::Name {
-                        name: name.to_string(),
-                        manual: false,
-                    },
-                ));
+            if is_exists(&failure.code, &failure.error) {
+                existing.push(i);
+            } else {
+                let p = problem(resolved[i].config, &failure.code, &failure.error);
+                tracing::warn!(attribute = %p.attribute, code = %p.code, "{}", p.message);
+                resolved[i].standing = Standing::Refused(p);
+            }
+        }
+        if !existing.is_empty() {
+            let listed = match client.owned().await {
+                Ok(listed) => listed,
+                Err(e) => {
+                    tracing::debug!("cannot list the attributes this agent owns ({e}); acquiring by name");
+                    Vec::new()
+                }
+            };
+            for i in existing {
+                let label = resolved[i].config.display_name();
+                let found = listed
+                    .iter()
+                    .find(|o| o.label.trim().eq_ignore_ascii_case(label.trim()))
+                    .and_then(|o| AttributeName::new(o.name.as_str()).ok());
+                match found {
+                    Some(name) => {
+                        tracing::info!(%label, %name, "the attribute exists already and this agent owns it");
+                        created.push((i, name));
+                    }
+                    None => {
+                        if let Ok(name) = AttributeName::slug_of(&label) {
+                            tracing::debug!(%label, %name, "the attribute exists already; acquiring it by the name Exist most likely gave it");
+                            guessed.push(i);
+                            to_acquire.push((
+                                i,
+                                AcquireItem::Name {
+                                    name: name.to_string(),
+                                    manual: false,
+                                },
+                            ));
+                        }
+                    }
+                }
             }
         }
         for item in &outcome.unaccounted {
@@ -221,7 +258,11 @@ pub async fn ensure_owned<'c>(
         }
         for failure in &outcome.failed {
             if let Some(i) = index_of(&failure.item) {
-                let p = problem(resolved[i].config, &failure.code, &failure.error);
+                let p = if guessed.contains(&i) {
+                    exists_unknown_name(resolved[i].config, &failure.error)
+                } else {
+                    problem(resolved[i].config, &failure.code, &failure.error)
+                };
                 tracing::warn!(attribute = %p.attribute, code = %p.code, "{}", p.message);
                 resolved[i].standing = Standing::Refused(p);
             }
@@ -322,6 +363,24 @@ fn create_item(a: &AttributeConfig) -> CreateItem {
         group: a.group(),
         value_type: a.value_type(),
         manual: false,
+    }
+}
+
+/// Whether a refused create says the attribute exists already: by code, or by Exist's words
+/// (the code is not documented).
+fn is_exists(code: &ItemErrorCode, error: &str) -> bool {
+    *code == ItemErrorCode::Exists || error.to_ascii_lowercase().contains("exist")
+}
+
+/// A custom attribute Exist has already under a name this agent could not find.
+fn exists_unknown_name(a: &AttributeConfig, error: &str) -> AttributeProblem {
+    let label = a.display_name();
+    AttributeProblem {
+        attribute: label.clone(),
+        code: ItemErrorCode::Exists,
+        message: format!(
+            "Exist has an attribute labelled \"{label}\" already, and this agent cannot tell its name ({error}); write name = \"<its name in Exist>\" (with its group and value_type) instead of label in the config, or set [exist] verify = true and run `exist-agent login` so the agent can look it up"
+        ),
     }
 }
 

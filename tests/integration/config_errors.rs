@@ -163,3 +163,24 @@ fn config_path_from_the_environment() {
         .code(2)
         .stderr(predicate::str::contains("from-env.toml:11"));
 }
+
+#[test]
+fn the_custom_group_holds_booleans_only() {
+    let text = format!("{GOOD}\n[[attribute]]\nlabel = \"Snacks\"\ngroup = \"custom\"\nvalue_type = \"integer\"\nsource = \"health\"\naggregate = \"count\"\n");
+    refused(
+        &text,
+        19,
+        "attribute[2].value_type",
+        "use another group (e.g. food, health, productivity) for this attribute, or value_type = \"boolean\"",
+    );
+}
+
+#[test]
+fn every_documented_template_is_accepted() {
+    for template in ["protein", "heartrate", "sleep_deep", "movies_min", "weather_temp_max"] {
+        let (_dir, assert) = status_with(&GOOD.replace("template = \"steps\"", &format!("template = \"{template}\"")));
+        let out = assert.get_output().clone();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("is not an Exist template"), "{template}: {stderr}");
+    }
+}

@@ -261,12 +261,13 @@ impl WriteItem for AcquireItem {
     }
 }
 
+/// Labels are matched without regard to case: Exist may store a tag's label lowercased.
 impl WriteItem for CreateItem {
     fn key(&self) -> String {
-        self.label.clone()
+        self.label.trim().to_lowercase()
     }
     fn key_of(reply: &serde_json::Value) -> Option<String> {
-        str_field(reply, "label").map(str::to_owned)
+        str_field(reply, "label").map(|l| l.trim().to_lowercase())
     }
 }
 
@@ -332,6 +333,18 @@ pub struct Profile {
     pub timezone: String,
 }
 
+/// The most pages of one list the client follows.
+pub const MAX_PAGES: usize = 50;
+
+/// What Exist holds for one day of an attribute (`attributes/values/`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct DayHeld {
+    /// The day.
+    pub date: Day,
+    /// The value, `None` for a day without data.
+    pub value: Option<Value>,
+}
+
 /// An attribute as listed by `attributes/owned/`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct OwnedInfo {
@@ -392,23 +405,60 @@ impl ExistClient {
 
     /// Every attribute this client owns.
     pub async fn owned(&self) -> Result<Vec<OwnedInfo>, ExistError> {
+        self.all_pages("attributes/owned/?limit=100").await
+    }
+
+    /// What Exist holds for `attribute` on the `days` days up to `date_max`, newest first; a day
+    /// without data is `None`. Needs the attribute group's read scope (without it, Exist says the
+    /// attribute is not there).
+    pub async fn values(
+        &self,
+        attribute: &AttributeName,
+        days: u32,
+        date_max: Day,
+    ) -> Result<Vec<DayHeld>, ExistError> {
+        let limit = days.clamp(1, 100);
+        let path = format!(
+            "attributes/values/?attribute={attribute}&limit={limit}&date_max={date_max}"
+        );
+        let mut held: Vec<DayHeld> = self.all_pages(&path).await?;
+        held.retain(|d| d.date <= date_max);
+        held.truncate(days as usize);
+        Ok(held)
+    }
+
+    /// Every item of a paged list, following `next` (an absolute URL: only what follows the
+    /// API's path is kept, whichever scheme and host Exist writes), at most [`MAX_PAGES`] pages.
+    async fn all_pages<T: DeserializeOwned>(&self, first: &str) -> Result<Vec<T>, ExistError> {
+        let endpoint = first.split('?').next().unwrap_or(first).to_owned();
         let mut out = Vec::new();
-        let mut path = "attributes/owned/?limit=100".to_owned();
-        loop {
-            let page: ListPage<OwnedInfo> = self.get_json(&path).await?;
+        let mut path = first.to_owned();
+        for _ in 0..MAX_PAGES {
+            let page: ListPage<T> = self.get_json(&path).await?;
             out.extend(page.results);
-            let Some(next) = page.next else { break };
-            // `next` is absolute; keep only what follows the API root.
-            path = next
-                .strip_prefix(self.api.as_str())
-                .map(str::to_owned)
+            let Some(next) = page.next else {
+                return Ok(out);
+            };
+            path = Url::parse(&next)
+                .ok()
+                .and_then(|u| {
+                    let rest = u.path().strip_prefix(self.api.path())?.to_owned();
+                    Some(match u.query() {
+                        Some(q) => format!("{rest}?{q}"),
+                        None => rest,
+                    })
+                })
                 .ok_or_else(|| ExistError::Refused {
-                    endpoint: "attributes/owned/".into(),
+                    endpoint: endpoint.clone(),
                     status: 200,
                     body: format!("unexpected next page {next}"),
                 })?;
         }
-        Ok(out)
+        Err(ExistError::Refused {
+            endpoint,
+            status: 200,
+            body: format!("the list went on past {MAX_PAGES} pages"),
+        })
     }
 
     /// Takes ownership of attributes (templates are created if the user lacks them).

@@ -1,6 +1,7 @@
 //! Exist's attribute templates: the attributes Exist understands, with their group and value
 //! type. A configured `template` must be one of these; acquiring it creates it for the user if
-//! they lack it. Source: Exist's developer documentation (API v2).
+//! they lack it. Source: Exist's developer documentation (API v2), "List of attribute
+//! templates"; a test compares this table with a transcription of that list.
 
 use super::types::{Group, ValueType};
 
@@ -26,12 +27,17 @@ const fn t(name: &'static str, group: Group, value_type: ValueType) -> Template 
 use Group as G;
 use ValueType as V;
 
-/// Every template this agent knows.
+/// Every template Exist documents (its developer documentation's list of attribute templates),
+/// in the documentation's order.
 pub const TEMPLATES: &[Template] = &[
     t("steps", G::Activity, V::Integer),
     t("steps_active_min", G::Activity, V::Duration),
-    t("steps_distance", G::Activity, V::Float),
+    t("steps_elevation", G::Activity, V::Float),
     t("floors", G::Activity, V::Integer),
+    t("steps_distance", G::Activity, V::Float),
+    t("stand_hours", G::Activity, V::Integer),
+    t("cycle_min", G::Activity, V::Duration),
+    t("cycle_distance", G::Activity, V::Float),
     t("active_energy", G::Activity, V::Float),
     t("workouts", G::Workouts, V::Integer),
     t("workouts_min", G::Workouts, V::Duration),
@@ -48,9 +54,16 @@ pub const TEMPLATES: &[Template] = &[
     t("keystrokes", G::Productivity, V::Integer),
     t("coffees", G::Food, V::Integer),
     t("alcoholic_drinks", G::Food, V::Integer),
-    t("water", G::Food, V::Integer),
-    t("caffeine", G::Food, V::Float),
     t("energy", G::Food, V::Float),
+    t("water", G::Food, V::Integer),
+    t("carbohydrates", G::Food, V::Float),
+    t("fat", G::Food, V::Float),
+    t("fibre", G::Food, V::Float),
+    t("protein", G::Food, V::Float),
+    t("sugar", G::Food, V::Float),
+    t("sodium", G::Food, V::Float),
+    t("cholesterol", G::Food, V::Float),
+    t("caffeine", G::Food, V::Float),
     t("money_spent", G::Finance, V::Float),
     t("mood", G::Mood, V::Scale),
     t("mood_note", G::Mood, V::String),
@@ -58,6 +71,9 @@ pub const TEMPLATES: &[Template] = &[
     t("stress_level", G::Mood, V::Scale),
     t("sleep", G::Sleep, V::Duration),
     t("time_in_bed", G::Sleep, V::Duration),
+    t("sleep_light", G::Sleep, V::Duration),
+    t("sleep_deep", G::Sleep, V::Duration),
+    t("sleep_rem", G::Sleep, V::Duration),
     t("sleep_start", G::Sleep, V::TimeOfDayFromMidday),
     t("sleep_end", G::Sleep, V::TimeOfDay),
     t("sleep_awakenings", G::Sleep, V::Integer),
@@ -65,9 +81,14 @@ pub const TEMPLATES: &[Template] = &[
     t("events_duration", G::Events, V::Duration),
     t("weight", G::Health, V::Float),
     t("body_fat", G::Health, V::Percentage),
+    t("lean_mass", G::Health, V::Float),
+    t("heartrate", G::Health, V::Integer),
+    t("heartrate_max", G::Health, V::Integer),
     t("heartrate_resting", G::Health, V::Integer),
     t("heartrate_variability", G::Health, V::Integer),
     t("meditation_min", G::Health, V::Duration),
+    t("menstrual_flow", G::Health, V::Integer),
+    t("sexual_activity", G::Health, V::Integer),
     t("checkins", G::Location, V::Integer),
     t("location", G::Location, V::String),
     t("tracks", G::Media, V::Integer),
@@ -76,7 +97,25 @@ pub const TEMPLATES: &[Template] = &[
     t("mobile_screen_min", G::Media, V::Duration),
     t("gaming_min", G::Media, V::Duration),
     t("tv_min", G::Media, V::Duration),
+    t("movies_min", G::Media, V::Duration),
+    t("facebook_posts", G::Social, V::Integer),
+    t("facebook_comments", G::Social, V::Integer),
+    t("facebook_reactions", G::Social, V::Integer),
     t("mastodon_posts", G::Social, V::Integer),
+    t("mastodon_replies", G::Social, V::Integer),
+    t("mastodon_boosts", G::Social, V::Integer),
+    t("mastodon_favourites", G::Social, V::Integer),
+    t("tweets", G::Twitter, V::Integer),
+    t("twitter_mentions", G::Twitter, V::Integer),
+    t("twitter_username", G::Twitter, V::String),
+    t("weather_temp_max", G::Weather, V::Float),
+    t("weather_temp_min", G::Weather, V::Float),
+    t("weather_precipitation", G::Weather, V::Float),
+    t("weather_cloud_cover", G::Weather, V::Percentage),
+    t("weather_wind_speed", G::Weather, V::Float),
+    t("weather_summary", G::Weather, V::String),
+    t("weather_icon", G::Weather, V::String),
+    t("day_length", G::Weather, V::Duration),
 ];
 
 /// The template called `name`, if Exist has one.
@@ -124,6 +163,40 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), TEMPLATES.len());
         assert!(names.iter().all(|n| AttributeName::new(*n).is_ok()));
+    }
+
+    /// The documented list, transcribed by hand from Exist's documentation (the Exist fake's
+    /// test reads the same transcription against its own, separately written table).
+    const DOCUMENTED: &str =
+        include_str!("../../exist-fakes/src/exist/fixtures/templates.txt");
+
+    #[test]
+    fn every_documented_template_is_known_with_its_group_and_type() {
+        let group_of = |label: &str| match label {
+            "Food and drink" => Some(Group::Food),
+            other => Group::from_name(&other.to_ascii_lowercase()),
+        };
+        let documented: Vec<(String, Group, ValueType)> = DOCUMENTED
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                (
+                    cells[0].to_owned(),
+                    group_of(cells[1]).unwrap_or_else(|| panic!("group {}", cells[1])),
+                    ValueType::from_code(cells[2].parse().unwrap()).unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(documented.len(), 86);
+        let ours: Vec<(String, Group, ValueType)> = TEMPLATES
+            .iter()
+            .map(|t| (t.name.to_owned(), t.group, t.value_type))
+            .collect();
+        assert_eq!(ours, documented);
+        for name in ["protein", "heartrate", "sleep_deep", "movies_min", "weather_temp_max"] {
+            assert!(find(name).is_some(), "{name}");
+        }
     }
 
     #[test]

@@ -362,11 +362,13 @@ pub enum Group {
     Medication,
     #[allow(missing_docs)]
     Custom,
+    /// Filled by Exist from Twitter itself: no scope lets an app write it.
+    Twitter,
 }
 
 impl Group {
     /// Every group.
-    pub const ALL: [Group; 16] = [
+    pub const ALL: [Group; 17] = [
         Self::Activity,
         Self::Productivity,
         Self::Mood,
@@ -383,6 +385,7 @@ impl Group {
         Self::Symptoms,
         Self::Medication,
         Self::Custom,
+        Self::Twitter,
     ];
 
     /// The group's name as Exist spells it.
@@ -404,12 +407,23 @@ impl Group {
             Self::Symptoms => "symptoms",
             Self::Medication => "medication",
             Self::Custom => "custom",
+            Self::Twitter => "twitter",
         }
     }
 
     /// The group Exist calls `name`.
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|g| g.as_str() == name)
+    }
+
+    /// Whether an app may write this group at all (Exist fills `twitter` itself).
+    pub fn is_writable(self) -> bool {
+        self != Self::Twitter
+    }
+
+    /// The OAuth scope that lets a client read this group's attributes and values.
+    pub fn read_scope(self) -> String {
+        format!("{}_read", self.as_str())
     }
 
     /// The OAuth scope that lets a client own and write this group's attributes.
