@@ -239,13 +239,13 @@ pub struct DaemonStatus {
 /// Requests waiting for the sync loop. Every producer merges into this one value, which is how
 /// any number of ticks and notifications between two runs become a single run.
 #[derive(Debug, Default)]
-struct Pending {
+struct SyncRequests {
     tick: bool,
     sources: BTreeSet<String>,
 }
 
-impl Pending {
-    fn merge(&mut self, other: Pending) {
+impl SyncRequests {
+    fn merge(&mut self, other: SyncRequests) {
         self.tick |= other.tick;
         self.sources.extend(other.sources);
     }
@@ -253,19 +253,19 @@ impl Pending {
 
 #[derive(Debug, Default)]
 struct Shared {
-    pending: Mutex<Pending>,
+    pending: Mutex<SyncRequests>,
     wake: Notify,
 }
 
 impl Shared {
-    fn push(&self, add: impl FnOnce(&mut Pending)) {
-        // A panic while holding this lock cannot leave `Pending` half-updated in a harmful way.
+    fn push(&self, add: impl FnOnce(&mut SyncRequests)) {
+        // A panic while holding this lock cannot leave `SyncRequests` half-updated in a harmful way.
         add(&mut self.pending.lock().unwrap_or_else(PoisonError::into_inner));
         // `notify_one` keeps a permit when the loop is busy, so no request is lost.
         self.wake.notify_one();
     }
 
-    fn take(&self) -> Pending {
+    fn take(&self) -> SyncRequests {
         std::mem::take(&mut self.pending.lock().unwrap_or_else(PoisonError::into_inner))
     }
 }
@@ -482,7 +482,7 @@ impl Daemon {
 
 /// What woke the loop.
 enum Event {
-    Request(Pending),
+    Request(SyncRequests),
     Watchdog,
     RetryDue,
     SourceRetryDue,
@@ -512,7 +512,7 @@ struct LoopState {
     /// When to retry after a failure; `None` when the last run succeeded.
     retry_at: Option<Instant>,
     /// Requests that arrived while backing off, folded into the retry.
-    deferred: Pending,
+    deferred: SyncRequests,
     /// Sources that failed, each backing off on its own.
     sources: std::collections::BTreeMap<String, SourceBackoff>,
 }
@@ -523,7 +523,7 @@ impl LoopState {
             last_run,
             failures: 0,
             retry_at: None,
-            deferred: Pending::default(),
+            deferred: SyncRequests::default(),
             sources: std::collections::BTreeMap::new(),
         }
     }

@@ -11,7 +11,7 @@ use exist_fakes::exist::{Fault, SandboxOptions};
 use predicates::prelude::*;
 
 /// A CSV with one row per day for `days` days ending today (UTC), `per_day` rows each.
-fn coffee_csv(world: &World, days: i64, per_day: usize) -> std::path::PathBuf {
+pub(crate) fn coffee_csv(world: &World, days: i64, per_day: usize) -> std::path::PathBuf {
     let today = crate::common::today_utc();
     let mut lines = vec!["date,cups".to_owned()];
     for d in 0..days {
@@ -22,14 +22,14 @@ fn coffee_csv(world: &World, days: i64, per_day: usize) -> std::path::PathBuf {
     write_lines(&world.path("coffee.csv"), &lines)
 }
 
-fn file_source(path: &std::path::Path) -> String {
+pub(crate) fn file_source(path: &std::path::Path) -> String {
     format!(
         "[[source]]\nname = \"coffee\"\nkind = \"file\"\npath = \"{}\"\ndate_field = \"date\"\n\n",
         path.display()
     )
 }
 
-fn custom(label: &str) -> String {
+pub(crate) fn custom(label: &str) -> String {
     format!("[[attribute]]\nlabel = \"{label}\"\ngroup = \"food\"\nvalue_type = \"integer\"\nsource = \"coffee\"\naggregate = \"count\"\n\n")
 }
 
@@ -108,7 +108,7 @@ fn unused_csv() -> std::path::PathBuf {
     std::env::temp_dir().join("exist-agent-unused.csv")
 }
 
-fn read_authorize_url(stdout: &mut impl BufRead) -> String {
+pub(crate) fn read_authorize_url(stdout: &mut impl BufRead) -> String {
     let mut line = String::new();
     loop {
         line.clear();

@@ -8,6 +8,7 @@ mod daemon;
 mod demo;
 mod exist_client;
 mod faults;
+mod fidelity;
 mod first_day;
 mod fuzz_smoke;
 mod properties;

@@ -418,9 +418,8 @@ impl ExistClient {
         date_max: Day,
     ) -> Result<Vec<DayHeld>, ExistError> {
         let limit = days.clamp(1, 100);
-        let path = format!(
-            "attributes/values/?attribute={attribute}&limit={limit}&date_max={date_max}"
-        );
+        let path =
+            format!("attributes/values/?attribute={attribute}&limit={limit}&date_max={date_max}");
         let mut held: Vec<DayHeld> = self.all_pages(&path).await?;
         held.retain(|d| d.date <= date_max);
         held.truncate(days as usize);
@@ -726,6 +725,25 @@ mod tests {
         assert_eq!(outcome.failed.len(), 1);
         assert_eq!(outcome.failed[0].code, ItemErrorCode::Validation);
         assert_eq!(outcome.failed[0].item.name.as_str(), "mood");
+    }
+
+    #[test]
+    fn not_owner_is_known_by_its_code_or_by_its_words() {
+        let failure = |code: &str, error: &str| ItemFailure {
+            item: item("steps", "2026-11-20", 1),
+            code: ItemErrorCode::parse(code),
+            error: error.into(),
+        };
+        assert!(failure("unauthorised", "Not allowed").is_not_owner());
+        // Exist documents the code for `release` only: an update may say it in words alone.
+        assert!(failure(
+            "validation",
+            "Attribute steps does not belong to this service"
+        )
+        .is_not_owner());
+        assert!(failure("forbidden", "This attribute is not owned by your client").is_not_owner());
+        assert!(!failure("validation", "Value is out of range").is_not_owner());
+        assert!(!failure("not_found", "No such attribute").is_not_owner());
     }
 
     #[test]

@@ -221,6 +221,19 @@ impl Sandbox {
         self.shared.give_to_other_service(attribute);
     }
 
+    /// Sets (or with `None` clears) the value of `attribute` on `day` (`YYYY-MM-DD`), as the
+    /// user can by editing it in Exist's web page: what the client wrote is no longer what Exist
+    /// holds.
+    ///
+    /// # Panics
+    /// If `day` is not a date: that is a mistake in the calling test.
+    pub fn edit_value(&self, attribute: &str, day: &str, value: Option<serde_json::Value>) {
+        let day = day
+            .parse()
+            .unwrap_or_else(|e| panic!("edit_value: {day:?} is not a date: {e}"));
+        self.shared.edit_value(attribute, day, value);
+    }
+
     /// Revokes every access and refresh token issued so far (the user disconnected the client).
     pub fn revoke_tokens(&self) {
         self.shared.revoke_tokens();

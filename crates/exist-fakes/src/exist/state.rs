@@ -411,6 +411,15 @@ impl Shared {
         }
     }
 
+    pub(crate) fn edit_value(&self, name: &str, day: NaiveDate, value: Option<serde_json::Value>) {
+        let mut world = self.world();
+        let key = (name.to_owned(), day);
+        match value {
+            Some(value) => world.values.insert(key, value),
+            None => world.values.remove(&key),
+        };
+    }
+
     pub(crate) fn revoke_tokens(&self) {
         self.world().tokens.revoke_all();
     }
