@@ -84,28 +84,32 @@ async fn wait_for_signal() {
     }
 }
 
-/// Starts the notification listener; notifications become runs of the named source.
+/// Starts the listener: signed notifications and inbox deliveries become runs of the named
+/// source.
 async fn listen_for_notifications(
     config: &Config,
     addr: std::net::SocketAddr,
     trigger: Trigger,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let secret = config
-        .agent
-        .notify_secret
-        .as_ref()
-        .ok_or_else(|| Error::new(ErrorKind::Config, "notifications need agent.notify_secret"))?
-        .resolve()
-        .map_err(|e| Error::new(ErrorKind::Config, e))?;
-    let listener = crate::notify::bind(addr).await?;
-    tracing::info!(addr = %listener.local_addr(), "accepting signed notifications");
-    let sources = config.sources.iter().map(|s| s.name.clone());
+    let notify = match &config.agent.notify_secret {
+        Some(secret) => {
+            let secret = secret
+                .resolve()
+                .map_err(|e| Error::new(ErrorKind::Config, e))?;
+            let sources = config.sources.iter().map(|s| s.name.clone());
+            Some(crate::notify::NotifyConfig::new(secret, sources))
+        }
+        None => None,
+    };
+    let inboxes = crate::inbox::Inboxes::from_config(config)?;
+    let listener = crate::notify::bind(addr, config.agent.listen_remote).await?;
+    tracing::info!(addr = %listener.local_addr(), "listening");
     let (tx, mut rx) = mpsc::channel(16);
-    let notify_config = crate::notify::NotifyConfig::new(secret, sources);
+    let endpoints = crate::notify::Endpoints { notify, inboxes };
     tokio::spawn(async move {
-        if let Err(e) = crate::notify::serve(listener, notify_config, tx, shutdown).await {
-            tracing::error!("the notification listener stopped: {e}");
+        if let Err(e) = crate::notify::serve(listener, endpoints, tx, shutdown).await {
+            tracing::error!("the listener stopped: {e}");
         }
     });
     tokio::spawn(async move {

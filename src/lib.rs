@@ -32,6 +32,7 @@ pub mod sync;
 mod commands;
 mod context;
 mod daemon;
+mod inbox;
 mod logging;
 mod notify;
 mod schedule;

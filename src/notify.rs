@@ -43,11 +43,11 @@ const MAX_BODY: usize = 16 * 1024;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// Why the notification endpoint cannot run.
+/// Why the listener cannot run.
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
-    /// The address is reachable from other machines.
-    #[error("refusing to listen on {addr}: notifications are accepted on a loopback address only; set agent.listen to 127.0.0.1:PORT or [::1]:PORT")]
+    /// The address is reachable from other machines, and that was not asked for.
+    #[error("refusing to listen on {addr}: it is reachable from other machines; set agent.listen to 127.0.0.1:PORT, or listen_remote = true for inboxes a phone delivers to")]
     NotLoopback {
         /// The address asked for.
         addr: SocketAddr,
@@ -146,10 +146,10 @@ impl NotifyListener {
     }
 }
 
-/// Binds the endpoint's listener, refusing any address other hosts could reach. Port 0 picks a
-/// free port (see [`NotifyListener::local_addr`]).
-pub async fn bind(addr: SocketAddr) -> Result<NotifyListener, NotifyError> {
-    if !is_loopback(addr.ip()) {
+/// Binds the listener, refusing any address other hosts could reach unless `remote`. Port 0
+/// picks a free port (see [`NotifyListener::local_addr`]).
+pub async fn bind(addr: SocketAddr, remote: bool) -> Result<NotifyListener, NotifyError> {
+    if !remote && !is_loopback(addr.ip()) {
         return Err(NotifyError::NotLoopback { addr });
     }
     let failed = |source| NotifyError::Io {
@@ -162,26 +162,56 @@ pub async fn bind(addr: SocketAddr) -> Result<NotifyListener, NotifyError> {
     Ok(NotifyListener { listener, addr })
 }
 
-/// Serves `POST /notify` on `listener` until `shutdown` resolves, sending each accepted source's
-/// name on `trigger` once per debounce window.
+/// What the listener serves: signed notifications, inboxes, or both.
+pub struct Endpoints {
+    /// `POST /notify`, when a shared secret is configured.
+    pub notify: Option<NotifyConfig>,
+    /// `POST /inbox/<source>`, when a source is an inbox.
+    pub inboxes: Option<crate::inbox::Inboxes>,
+}
+
+impl From<NotifyConfig> for Endpoints {
+    fn from(notify: NotifyConfig) -> Self {
+        Self {
+            notify: Some(notify),
+            inboxes: None,
+        }
+    }
+}
+
+/// Serves the endpoints on `listener` until `shutdown` resolves, sending the name of each
+/// source notified or delivered to on `trigger`, once per debounce window.
 pub async fn serve(
     listener: NotifyListener,
-    config: NotifyConfig,
+    endpoints: impl Into<Endpoints>,
     trigger: mpsc::Sender<String>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), NotifyError> {
-    if config.secret.expose().is_empty() {
+    let Endpoints { notify, inboxes } = endpoints.into();
+    if notify
+        .as_ref()
+        .is_some_and(|n| n.secret.expose().is_empty())
+    {
         return Err(NotifyError::EmptySecret);
     }
     let NotifyListener { listener, addr } = listener;
-    let state = Arc::new(Endpoint {
-        debouncer: Arc::new(Debouncer::new(config.debounce, trigger)),
-        config,
-    });
-    tracing::info!(%addr, "accepting signed notifications on /notify");
+    let debounce = notify.as_ref().map_or(DEFAULT_DEBOUNCE, |n| n.debounce);
+    let debouncer = Arc::new(Debouncer::new(debounce, trigger));
+    let mut app = Router::new();
+    if let Some(config) = notify {
+        tracing::info!(%addr, "accepting signed notifications on /notify");
+        app = app.merge(router(Arc::new(Endpoint {
+            debouncer: Arc::clone(&debouncer),
+            config,
+        })));
+    }
+    if let Some(inboxes) = inboxes {
+        tracing::info!(%addr, "accepting deliveries on /inbox/<source>");
+        app = app.merge(crate::inbox::routes(inboxes, debouncer));
+    }
     axum::serve(
         listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+        app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
     .await
@@ -195,7 +225,7 @@ pub async fn serve(
 fn router(state: Arc<Endpoint>) -> Router {
     Router::new()
         .route("/notify", post(notify))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .route_layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
 
@@ -250,9 +280,9 @@ async fn notify(
     (StatusCode::ACCEPTED, "accepted\n".into())
 }
 
-/// Turns every burst of notifications for one source into one trigger, sent when the window
-/// that the burst's first notification opened closes.
-struct Debouncer {
+/// Turns every burst of notifications (or deliveries) for one source into one trigger, sent when
+/// the window that the burst's first one opened closes.
+pub(crate) struct Debouncer {
     window: Duration,
     waiting: Mutex<HashSet<String>>,
     trigger: mpsc::Sender<String>,
@@ -267,7 +297,7 @@ impl Debouncer {
         }
     }
 
-    fn push(self: &Arc<Self>, source: String) {
+    pub(crate) fn push(self: &Arc<Self>, source: String) {
         if !self.lock().insert(source.clone()) {
             return;
         }

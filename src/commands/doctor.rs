@@ -375,6 +375,25 @@ async fn check_source(source: &SourceConfig) -> Check {
                 "install the program or give its absolute path in `command`",
             ),
         },
+        SourceKind::Inbox(inbox) => match std::env::var(&inbox.token_env) {
+            Ok(token) if token.len() >= 16 => Check::pass(
+                name,
+                format!("deliveries carry the token in {}", inbox.token_env),
+            ),
+            Ok(token) if !token.is_empty() => Check::fail(
+                name,
+                format!("the token in {} is only {} characters", inbox.token_env, token.len()),
+                "use a long random token, e.g. `openssl rand -hex 32`",
+            ),
+            _ => Check::fail(
+                name,
+                format!("{} is not set", inbox.token_env),
+                format!(
+                    "export {} with a long random token (the sender puts it in Authorization: Bearer ...), in the daemon's environment too",
+                    inbox.token_env
+                ),
+            ),
+        },
     }
 }
 

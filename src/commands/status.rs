@@ -117,6 +117,8 @@ pub struct SourceStatus {
     pub last_error: Option<String>,
     /// The source asked to be left alone until then (`Retry-After`).
     pub waiting_until: Option<String>,
+    /// An inbox's last delivery (`null` for other kinds, or before the first).
+    pub last_delivery: Option<crate::store::Delivered>,
 }
 
 /// A record a source's last pull skipped.
@@ -194,10 +196,13 @@ pub fn collect(config: &Config, store: &Store, tokens: &TokenStore) -> Result<St
             records: match source.kind.pull_mode() {
                 // A source read whole keeps no records, only how many it had.
                 crate::config::PullMode::Whole => read.whole_source_records(&source.name)?,
-                crate::config::PullMode::Incremental => read.record_count(&source.name)?,
+                crate::config::PullMode::Incremental | crate::config::PullMode::Pushed => {
+                    read.record_count(&source.name)?
+                }
             },
             waiting_until: cursor.retry_at.map(|t| t.to_rfc3339()),
             last_error: cursor.last_error,
+            last_delivery: read.last_delivery(&source.name)?,
         });
     }
     let now = Utc::now();
@@ -298,6 +303,25 @@ impl StatusReport {
             }
         );
         for s in &self.sources {
+            if s.kind == "inbox" {
+                let last = s.last_delivery.map_or_else(
+                    || "none yet".to_owned(),
+                    |d| {
+                        format!(
+                            "{} ({} record(s), {} skipped)",
+                            d.at.to_rfc3339(),
+                            d.records,
+                            d.skipped
+                        )
+                    },
+                );
+                let _ = writeln!(
+                    out,
+                    "source:     {} (inbox): last delivery {last}, {} record(s)",
+                    s.name, s.records
+                );
+                continue;
+            }
             let last = s.last_pull.as_deref().unwrap_or("never");
             let _ = writeln!(
                 out,

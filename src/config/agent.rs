@@ -1,5 +1,5 @@
 //! The `[agent]` table: how the agent runs (schedule, resync, day start, token store, state,
-//! the notification listener).
+//! the listener for notifications and inboxes).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,6 +21,7 @@ pub(super) struct RawAgent {
     pub token_store: Option<String>,
     pub state_dir: Option<String>,
     pub listen: Option<String>,
+    pub listen_remote: Option<bool>,
     pub notify_secret: Option<String>,
     pub notify_secret_env: Option<String>,
 }
@@ -38,8 +39,11 @@ pub struct AgentConfig {
     pub token_store: TokenStoreKind,
     /// The state directory: configured, or the platform's.
     pub state_dir: PathBuf,
-    /// The loopback address the daemon accepts signed notifications on.
+    /// The address the daemon accepts signed notifications and inbox deliveries on: loopback,
+    /// unless `listen_remote`.
     pub listen: Option<SocketAddr>,
+    /// Whether other machines may reach the listener (inboxes only; notifications stay local).
+    pub listen_remote: bool,
     /// The shared secret notifications are signed with.
     pub notify_secret: Option<SecretSource>,
 }
@@ -100,15 +104,23 @@ pub(super) fn check(loc: &Locator<'_>, raw: RawAgent) -> Result<AgentConfig, Con
             ))
         }
     };
+    let listen_remote = raw.listen_remote.unwrap_or(false);
     let listen = match raw.listen {
         None => None,
         Some(addr) => match addr.parse::<SocketAddr>() {
-            Ok(a) if a.ip().is_loopback() => Some(a),
-            _ => {
+            Ok(a) if listen_remote || a.ip().to_canonical().is_loopback() => Some(a),
+            Ok(_) => {
                 return Err(loc.error(
                     &at("listen"),
-                    format!("\"{addr}\" is not a loopback address with a port"),
-                    "write \"127.0.0.1:PORT\"; notifications are only accepted on loopback",
+                    format!("\"{addr}\" is reachable from other machines"),
+                    "write \"127.0.0.1:PORT\", or set listen_remote = true to let a phone on your network deliver to an inbox (notifications stay loopback-only)",
+                ))
+            }
+            Err(_) => {
+                return Err(loc.error(
+                    &at("listen"),
+                    format!("\"{addr}\" is not an address with a port"),
+                    "write \"127.0.0.1:PORT\"",
                 ))
             }
         },
@@ -125,13 +137,6 @@ pub(super) fn check(loc: &Locator<'_>, raw: RawAgent) -> Result<AgentConfig, Con
             ))
         }
     };
-    if listen.is_some() && notify_secret.is_none() {
-        return Err(loc.error(
-            &at("listen"),
-            "notifications need a shared secret",
-            "add notify_secret_env = \"VAR\" (or notify_secret) to [agent]",
-        ));
-    }
     Ok(AgentConfig {
         schedule,
         resync_days,
@@ -139,6 +144,7 @@ pub(super) fn check(loc: &Locator<'_>, raw: RawAgent) -> Result<AgentConfig, Con
         token_store,
         state_dir,
         listen,
+        listen_remote,
         notify_secret,
     })
 }

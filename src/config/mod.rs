@@ -23,8 +23,8 @@ pub use error::ConfigError;
 use error::{Locator, Seg};
 pub use exist::ExistConfig;
 pub use source::{
-    CommandSourceConfig, FileSourceConfig, HttpAuth, HttpSourceConfig, PullMode, RecordFormat,
-    SourceConfig, SourceKind,
+    CommandSourceConfig, FileSourceConfig, HttpAuth, HttpSourceConfig, InboxFormat,
+    InboxSourceConfig, PullMode, RecordFormat, SourceConfig, SourceKind,
 };
 
 pub use crate::schedule::Schedule;
@@ -111,7 +111,24 @@ impl Config {
                     "give every [[source]] a unique name",
                 ));
             }
+            if matches!(source.kind, SourceKind::Inbox(_)) && agent.listen.is_none() {
+                return Err(loc.error(
+                    &[Seg::Key("source"), Seg::Index(i), Seg::Key("kind")],
+                    format!("the inbox \"{}\" needs the agent's listener", source.name),
+                    "add listen = \"127.0.0.1:8765\" to [agent] (the daemon receives deliveries there)",
+                ));
+            }
             sources.push(source);
+        }
+        let has_inbox = sources
+            .iter()
+            .any(|s| matches!(s.kind, SourceKind::Inbox(_)));
+        if agent.listen.is_some() && agent.notify_secret.is_none() && !has_inbox {
+            return Err(loc.error(
+                &[Seg::Key("agent"), Seg::Key("listen")],
+                "the listener would serve nothing: notifications need a shared secret and no source is an inbox",
+                "add notify_secret_env = \"VAR\" (or notify_secret) to [agent], or a source with kind = \"inbox\"",
+            ));
         }
         let mut attributes = Vec::with_capacity(raw.attribute.len());
         let mut keys = BTreeSet::new();

@@ -89,17 +89,27 @@ source_table!(
     }
 );
 
+source_table!(
+    /// `kind = "inbox"`.
+    RawInbox {
+        token_env: String,
+        format: Option<String>,
+        updated_field: Option<String>,
+    }
+);
+
 /// A `[[source]]`, as its kind reads it.
 #[derive(Debug)]
 pub(super) enum RawSource {
     Http(RawHttp),
     File(RawFile),
     Command(RawCommand),
+    Inbox(RawInbox),
 }
 
 impl RawSource {
     /// The kinds, as written, for messages.
-    pub const KINDS: &'static [&'static str] = &["http", "file", "command"];
+    pub const KINDS: &'static [&'static str] = &["http", "file", "command", "inbox"];
 
     /// The keys every kind takes.
     pub fn common(&self) -> Common<'_> {
@@ -107,6 +117,7 @@ impl RawSource {
             Self::Http(s) => s.common(),
             Self::File(s) => s.common(),
             Self::Command(s) => s.common(),
+            Self::Inbox(s) => s.common(),
         }
     }
 
@@ -127,6 +138,7 @@ impl RawSource {
             "http" => RawHttp::deserialize(de).map(Self::Http),
             "file" => RawFile::deserialize(de).map(Self::File),
             "command" => RawCommand::deserialize(de).map(Self::Command),
+            "inbox" => RawInbox::deserialize(de).map(Self::Inbox),
             _ => return None,
         })
     }
@@ -147,7 +159,7 @@ pub struct SourceConfig {
     pub kind: SourceKind,
 }
 
-/// The three kinds of source.
+/// The kinds of source.
 #[derive(Debug, Clone)]
 pub enum SourceKind {
     /// A health-data style HTTP API.
@@ -156,6 +168,8 @@ pub enum SourceKind {
     File(FileSourceConfig),
     /// A program whose standard output is JSON Lines or CSV.
     Command(CommandSourceConfig),
+    /// Records delivered to the daemon's listener (a phone app, a scale, a script).
+    Inbox(InboxSourceConfig),
 }
 
 /// How a kind of source is pulled: the one place that decides it.
@@ -167,6 +181,16 @@ pub enum PullMode {
     /// Pulled incrementally (`updated_since`): records are stored by id, and the days whose
     /// records changed are recomputed from the store.
     Incremental,
+    /// Never pulled: records arrive at the listener and are stored by id as they come; the
+    /// days whose records changed are recomputed from the store, as for an incremental source.
+    Pushed,
+}
+
+impl PullMode {
+    /// Whether records of this mode live in the store (and so follow a change of day basis).
+    pub fn stores_records(self) -> bool {
+        matches!(self, Self::Incremental | Self::Pushed)
+    }
 }
 
 impl SourceKind {
@@ -175,6 +199,7 @@ impl SourceKind {
         match self {
             Self::Http(_) => PullMode::Incremental,
             Self::File(_) | Self::Command(_) => PullMode::Whole,
+            Self::Inbox(_) => PullMode::Pushed,
         }
     }
 
@@ -184,6 +209,7 @@ impl SourceKind {
             Self::Http(h) => Some(&h.id_field),
             Self::File(f) => f.id_field.as_deref(),
             Self::Command(c) => c.id_field.as_deref(),
+            Self::Inbox(i) => i.id_field.as_deref(),
         }
     }
 
@@ -193,6 +219,7 @@ impl SourceKind {
             Self::Http(_) => "http",
             Self::File(_) => "file",
             Self::Command(_) => "command",
+            Self::Inbox(_) => "inbox",
         }
     }
 }
@@ -262,6 +289,33 @@ pub struct CommandSourceConfig {
     pub timeout: Duration,
     /// The field with a record's id, if records carry one.
     pub id_field: Option<String>,
+}
+
+/// Settings of an `inbox` source.
+#[derive(Debug, Clone)]
+pub struct InboxSourceConfig {
+    /// The environment variable holding the bearer token deliveries must carry.
+    pub token_env: String,
+    /// What a delivery's body holds.
+    pub format: InboxFormat,
+    /// The field with a record's id; without one, a record's `id` if it has one, else an id
+    /// derived as [`InboxFormat`] says.
+    pub id_field: Option<String>,
+    /// The field with a record's last change time, if records carry one.
+    pub updated_field: Option<String>,
+}
+
+/// What an inbox delivery's body holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboxFormat {
+    /// Records: a JSON array, an object holding the array at `records`, or JSON Lines. Without
+    /// an `id_field`, a record's id is a digest of its content, so a re-sent record replaces
+    /// itself.
+    Records,
+    /// Health Auto Export's JSON (`{"data": {"metrics": [{name, units, data: [...]}]}}`): each
+    /// data point is a record with `metric`, `units` and its own fields; without an `id_field`,
+    /// its id is (metric, date, source), since the app re-sends overlapping periods.
+    HealthAutoExport,
 }
 
 /// Reads `[[source]]` number `i` as its kind's table.
@@ -394,6 +448,32 @@ pub(super) fn check(
                 timeout: duration("timeout", c.timeout.as_deref())?
                     .unwrap_or(Duration::from_secs(60)),
                 id_field,
+            })
+        }
+        RawSource::Inbox(b) => {
+            let format = match b.format.as_deref() {
+                None | Some("records") => InboxFormat::Records,
+                Some("health-auto-export") => InboxFormat::HealthAutoExport,
+                Some(other) => {
+                    return Err(loc.error(
+                        &at("format"),
+                        format!("\"{other}\" is not an inbox format"),
+                        "write format = \"records\" (JSON array, {\"records\": [...]} or JSON Lines) or format = \"health-auto-export\"",
+                    ))
+                }
+            };
+            if b.token_env.is_empty() {
+                return Err(loc.error(
+                    &at("token_env"),
+                    "an inbox needs the name of the variable holding its token",
+                    "write token_env = \"INBOX_TOKEN\" and export a long random string in it",
+                ));
+            }
+            SourceKind::Inbox(InboxSourceConfig {
+                token_env: b.token_env.clone(),
+                format,
+                id_field,
+                updated_field: b.updated_field.clone(),
             })
         }
     };

@@ -26,6 +26,11 @@ fn whole_records_key(source: &str) -> String {
     format!("records:{source}")
 }
 
+/// The last delivery to an inbox source.
+fn delivery_key(source: &str) -> String {
+    format!("delivery:{source}")
+}
+
 /// That an attribute's values were computed once already (its first run looks at all history).
 fn computed_key(attribute_key: &str) -> String {
     format!("computed:{attribute_key}")
@@ -38,6 +43,17 @@ pub struct ProfileTimezone {
     pub tz: Tz,
     /// When Exist was last asked.
     pub checked_at: Option<DateTime<Utc>>,
+}
+
+/// The last delivery an inbox source received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Delivered {
+    /// When it was stored.
+    pub at: DateTime<Utc>,
+    /// How many records it held that were stored.
+    pub records: u64,
+    /// How many were skipped.
+    pub skipped: u64,
 }
 
 /// Where a resumable backfill stands.
@@ -103,6 +119,28 @@ impl Reader<'_> {
             .map(Option::unwrap_or_default)
     }
 
+    /// The last delivery `source` (an inbox) received.
+    pub fn last_delivery(&self, source: &str) -> Result<Option<Delivered>, StoreError> {
+        let key = delivery_key(source);
+        let Some(text) = self.meta(&key)? else {
+            return Ok(None);
+        };
+        let mut parts = text.splitn(3, '|');
+        let parsed = (|| {
+            let at = DateTime::parse_from_rfc3339(parts.next()?).ok()?.to_utc();
+            let records = parts.next()?.parse().ok()?;
+            let skipped = parts.next()?.parse().ok()?;
+            Some(Delivered {
+                at,
+                records,
+                skipped,
+            })
+        })();
+        parsed
+            .map(Some)
+            .ok_or_else(|| self.corrupt(format!("bad delivery `{text}` in meta {key}")))
+    }
+
     /// Whether the attribute with this configuration key was computed before.
     pub fn computed_before(&self, attribute_key: &str) -> Result<bool, StoreError> {
         Ok(self.meta(&computed_key(attribute_key))?.is_some())
@@ -127,6 +165,14 @@ impl Writer<'_> {
     /// Notes the day basis stored records are now placed with.
     pub fn set_day_basis(&self, basis: &str) -> Result<(), StoreError> {
         self.set_meta(DAY_BASIS, basis)
+    }
+
+    /// Notes a delivery `source` (an inbox) received.
+    pub fn set_last_delivery(&self, source: &str, d: &Delivered) -> Result<(), StoreError> {
+        self.set_meta(
+            &delivery_key(source),
+            &format!("{}|{}|{}", d.at.to_rfc3339(), d.records, d.skipped),
+        )
     }
 
     /// Notes the start of a scheduled daemon run.

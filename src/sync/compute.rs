@@ -69,7 +69,7 @@ pub(super) fn compute(
                     from_totals(&attributes, totals, view, window, &mut computed);
                 }
             }
-            PullMode::Incremental => {
+            PullMode::Incremental | PullMode::Pushed => {
                 let dirty = reader.dirty_days(&source.name)?;
                 for &i in &attributes {
                     let r = &resolved[i];

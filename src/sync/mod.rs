@@ -18,6 +18,7 @@
 
 pub mod attributes;
 mod compute;
+pub mod deliver;
 pub mod outbox;
 mod pull;
 pub mod reconcile;
@@ -28,7 +29,7 @@ use std::collections::{BTreeSet, HashMap};
 use chrono::{NaiveTime, Utc};
 use chrono_tz::Tz;
 
-use crate::config::{Config, PullMode};
+use crate::config::Config;
 use crate::error::{Error, ErrorKind};
 use crate::sources::{Malformed, PullSummary, RecordTime};
 use crate::store::{Store, StoreError};
@@ -57,6 +58,17 @@ impl DayBasis {
     /// The user's day now.
     pub fn today(&self) -> Day {
         self.day_of(&RecordTime::Instant(Utc::now().fixed_offset()))
+    }
+}
+
+impl DayBasis {
+    /// A basis as [`Display`](std::fmt::Display) writes it (`Zone/Name|HH:MM`).
+    pub fn parse(text: &str) -> Option<Self> {
+        let (tz, day_starts) = text.split_once('|')?;
+        Some(Self {
+            tz: tz.parse().ok()?,
+            day_starts: NaiveTime::parse_from_str(day_starts, "%H:%M").ok()?,
+        })
     }
 }
 
@@ -561,7 +573,7 @@ fn rebase_days(config: &Config, store: &mut Store, basis: DayBasis) -> Result<()
             let stored = config
                 .sources
                 .iter()
-                .filter(|s| s.kind.pull_mode() == PullMode::Incremental);
+                .filter(|s| s.kind.pull_mode().stores_records());
             for source in stored {
                 for (id, time) in tx.record_times(&source.name)? {
                     if let Some(time) = decode_time(&time) {

@@ -213,6 +213,11 @@ pub(super) async fn pull_source(
         failure: None,
         totals: None,
     };
+    if source.kind.pull_mode() == PullMode::Pushed {
+        // Its records are stored as they arrive; a full pull must not take their absence from
+        // a pull as their deletion.
+        return pulled;
+    }
     let now = Utc::now();
     let pull = match Pull::plan(source, store, basis, options, now) {
         Ok(pull) => pull,
@@ -292,8 +297,8 @@ async fn bounded(
 ) -> Result<PullSummary, SourceError> {
     let limit = match &source.kind {
         SourceKind::Http(h) => Some(h.timeout),
-        // A command has its own timeout; a file ends.
-        SourceKind::File(_) | SourceKind::Command(_) => None,
+        // A command has its own timeout; a file ends; an inbox is not pulled.
+        SourceKind::File(_) | SourceKind::Command(_) | SourceKind::Inbox(_) => None,
     };
     let stopped = async {
         match options.stop.clone() {
@@ -504,7 +509,7 @@ fn placed(
 
 /// Records of an incremental source as stored. A record without an id is malformed: a later
 /// change could not replace it, so it would count twice.
-fn to_stored(
+pub(super) fn to_stored(
     source: &str,
     records: Vec<Record>,
     basis: DayBasis,

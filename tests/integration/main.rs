@@ -11,6 +11,7 @@ mod faults;
 mod fidelity;
 mod first_day;
 mod fuzz_smoke;
+mod inbox;
 mod properties;
 mod readme;
 mod sources;
