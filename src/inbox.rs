@@ -74,7 +74,7 @@ impl Inboxes {
     }
 }
 
-struct Endpoint {
+struct InboxEndpoint {
     inboxes: Inboxes,
     debouncer: Arc<Debouncer>,
 }
@@ -83,7 +83,7 @@ struct Endpoint {
 pub(crate) fn routes(inboxes: Inboxes, debouncer: Arc<Debouncer>) -> Router {
     Router::new()
         .route("/inbox/{source}", post(deliver))
-        .with_state(Arc::new(Endpoint { inboxes, debouncer }))
+        .with_state(Arc::new(InboxEndpoint { inboxes, debouncer }))
 }
 
 fn answer(status: StatusCode, text: impl Into<String>) -> Response {
@@ -91,7 +91,7 @@ fn answer(status: StatusCode, text: impl Into<String>) -> Response {
 }
 
 async fn deliver(
-    State(endpoint): State<Arc<Endpoint>>,
+    State(endpoint): State<Arc<InboxEndpoint>>,
     Path(source): Path<String>,
     request: Request<Body>,
 ) -> Response {

@@ -25,7 +25,7 @@ use exist_api::types::MAX_BATCH;
 use exist_fakes::exist::{RequestRecord, Sandbox, SandboxOptions};
 use exist_fakes::health::HealthSandbox;
 use report::{Call, Phase, Values};
-use sample::{Batch, Calendar, Sample};
+use sample::{Calendar, Sample, SyncRound};
 
 /// The demo user's timezone: west of UTC, so that a late-evening walk is already the next day in
 /// UTC, and the table shows it counted on the user's own day.
@@ -92,7 +92,7 @@ struct Stage {
 }
 
 impl Stage {
-    /// Starts both sandboxes, loads the first batch of sample data and writes the configuration.
+    /// Starts both sandboxes, loads the first round of sample data and writes the configuration.
     async fn set(dir: &Path) -> Result<Self> {
         let options = SandboxOptions {
             timezone: TIMEZONE.into(),
@@ -109,7 +109,7 @@ impl Stage {
         let tz: Tz = TIMEZONE.parse().expect("TIMEZONE is an IANA name");
         let calendar = Calendar::today_in(tz);
         let sample = Sample::embedded();
-        for walk in sample.walks.iter().filter(|w| w.batch == Batch::First) {
+        for walk in sample.walks.iter().filter(|w| w.round == SyncRound::First) {
             health.upsert(walk.record(&calendar));
         }
         let coffee_log = dir.join("coffee.csv");
@@ -118,7 +118,7 @@ impl Stage {
             sample
                 .coffees
                 .iter()
-                .filter(|c| c.batch == Batch::First)
+                .filter(|c| c.round == SyncRound::First)
                 .map(|c| c.log_line(&calendar)),
         );
         write(&coffee_log, &(log.join("\n") + "\n"))?;
@@ -143,7 +143,7 @@ impl Stage {
         })
     }
 
-    /// Makes the second batch's changes: edited and late walks at the source, cups appended to
+    /// Makes the second round's changes: edited and late walks at the source, cups appended to
     /// the log. Returns a line describing each.
     fn change_data(&self) -> Result<Vec<String>> {
         let mut said = Vec::new();
@@ -151,7 +151,7 @@ impl Stage {
             .sample
             .walks
             .iter()
-            .filter(|w| w.batch == Batch::Second)
+            .filter(|w| w.round == SyncRound::Second)
         {
             self.health.upsert(walk.record(&self.calendar));
             let start = walk.start(&self.calendar);
@@ -175,7 +175,7 @@ impl Stage {
             .sample
             .coffees
             .iter()
-            .filter(|c| c.batch == Batch::Second)
+            .filter(|c| c.round == SyncRound::Second)
         {
             appended.push_str(&cup.log_line(&self.calendar));
             appended.push('\n');
@@ -389,12 +389,12 @@ fn print_intro(stage: &Stage, dir: &Path) {
         dir.display()
     );
     println!();
-    let walks = |batch| stage.sample.walks.iter().filter(move |w| w.batch == batch);
+    let walks = |round| stage.sample.walks.iter().filter(move |w| w.round == round);
     let cups = stage
         .sample
         .coffees
         .iter()
-        .filter(|c| c.batch == Batch::First)
+        .filter(|c| c.round == SyncRound::First)
         .count();
     let mut rows = vec![
         [
@@ -406,7 +406,7 @@ fn print_intro(stage: &Stage, dir: &Path) {
             format!(
                 "{} ({} walks over the past week)",
                 stage.health.url(),
-                walks(Batch::First).count()
+                walks(SyncRound::First).count()
             ),
         ],
         [
@@ -426,7 +426,7 @@ fn print_intro(stage: &Stage, dir: &Path) {
             format!("\"{COFFEE_LABEL}\": a custom attribute, the count of each day's log rows"),
         ],
     ];
-    let late = walks(Batch::First)
+    let late = walks(SyncRound::First)
         .filter(|w| w.crosses_utc_midnight(&stage.calendar))
         .max_by_key(|w| w.time);
     if let Some(walk) = late {

@@ -24,7 +24,7 @@ pub(super) const COFFEE_LOG_HEADER: &str = "date,drink";
 
 /// Which sync a row is there for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Batch {
+pub(super) enum SyncRound {
     /// At the source before the first sync.
     First,
     /// Arrives (or changes) between the first and the second sync.
@@ -34,7 +34,7 @@ pub(super) enum Batch {
 /// One walk, as the health-data API reports it.
 #[derive(Debug, Clone)]
 pub(super) struct Walk {
-    /// The record's id; a second-batch walk with a first-batch id is an edit of that record.
+    /// The record's id; a second-round walk with a first-round id is an edit of that record.
     pub id: String,
     /// Days after today (negative: in the past).
     pub day: i64,
@@ -43,7 +43,7 @@ pub(super) struct Walk {
     /// Steps walked.
     pub steps: i64,
     /// When it reaches the source.
-    pub batch: Batch,
+    pub round: SyncRound,
 }
 
 /// One cup, as a line of the coffee log.
@@ -56,13 +56,13 @@ pub(super) struct Coffee {
     /// What was drunk (not aggregated; it makes the log look like one).
     pub drink: String,
     /// When it is written to the log.
-    pub batch: Batch,
+    pub round: SyncRound,
 }
 
 /// All of the sample data.
 #[derive(Debug, Clone)]
 pub(super) struct Sample {
-    /// Walks, first batch first.
+    /// Walks, first round first.
     pub walks: Vec<Walk>,
     /// Coffees, in the order they are logged.
     pub coffees: Vec<Coffee>,
@@ -80,11 +80,11 @@ impl Sample {
         }
     }
 
-    /// The walk with `id` in the first batch, if there is one (what a second-batch row edits).
+    /// The walk with `id` in the first round, if there is one (what a second-round row edits).
     pub fn first_walk(&self, id: &str) -> Option<&Walk> {
         self.walks
             .iter()
-            .find(|w| w.batch == Batch::First && w.id == id)
+            .find(|w| w.round == SyncRound::First && w.id == id)
     }
 }
 
@@ -129,7 +129,7 @@ impl Calendar {
 impl Walk {
     /// The record as the API serves it: a UTC start time with the local offset beside it, as
     /// health-data APIs write them (the agent must place it on the user's day, not UTC's).
-    /// A first-batch walk was uploaded an hour after it started; a second-batch one changes
+    /// A first-round walk was uploaded an hour after it started; a second-round one changes
     /// now, and the source stamps it so.
     pub fn record(&self, calendar: &Calendar) -> Value {
         let start = self.start(calendar);
@@ -139,7 +139,7 @@ impl Walk {
             "tzOffset": start.offset().fix().to_string(),
             "steps": self.steps,
         });
-        if self.batch == Batch::First {
+        if self.round == SyncRound::First {
             record["updatedAt"] = utc_text(start.to_utc() + UPLOAD_DELAY).into();
         }
         record
@@ -187,7 +187,7 @@ fn walk(cells: Vec<&str>) -> Walk {
         day: number(day),
         time: clock(time),
         steps: number(steps),
-        batch: batch(sync),
+        round: round(sync),
     }
 }
 
@@ -199,7 +199,7 @@ fn coffee(cells: Vec<&str>) -> Coffee {
         day: number(day),
         time: clock(time),
         drink: drink.to_owned(),
-        batch: batch(sync),
+        round: round(sync),
     }
 }
 
@@ -213,10 +213,10 @@ fn clock(cell: &str) -> NaiveTime {
         .unwrap_or_else(|_| panic!("sample data: {cell:?} is not HH:MM"))
 }
 
-fn batch(cell: &str) -> Batch {
+fn round(cell: &str) -> SyncRound {
     match cell {
-        "1" => Batch::First,
-        "2" => Batch::Second,
+        "1" => SyncRound::First,
+        "2" => SyncRound::Second,
         _ => panic!("sample data: sync is 1 or 2, not {cell:?}"),
     }
 }
@@ -238,17 +238,17 @@ mod tests {
             sample
                 .walks
                 .iter()
-                .any(|w| w.batch == Batch::First && w.crosses_utc_midnight(&calendar)),
+                .any(|w| w.round == SyncRound::First && w.crosses_utc_midnight(&calendar)),
             "a walk whose UTC day is not the user's"
         );
         let second: Vec<&Walk> = sample
             .walks
             .iter()
-            .filter(|w| w.batch == Batch::Second)
+            .filter(|w| w.round == SyncRound::Second)
             .collect();
         assert!(second.iter().any(|w| sample.first_walk(&w.id).is_some()));
         assert!(second.iter().any(|w| sample.first_walk(&w.id).is_none()));
-        assert!(sample.coffees.iter().any(|c| c.batch == Batch::Second));
+        assert!(sample.coffees.iter().any(|c| c.round == SyncRound::Second));
     }
 
     #[test]
@@ -262,7 +262,7 @@ mod tests {
             day: -1,
             time: NaiveTime::from_hms_opt(22, 40, 0).unwrap(),
             steps: 10,
-            batch: Batch::First,
+            round: SyncRound::First,
         };
         assert_eq!(
             walk.record(&calendar),
