@@ -25,9 +25,12 @@ pub struct TokenLock {
 impl TokenLock {
     /// The lock of the state directory `state_dir`.
     pub fn in_dir(state_dir: &std::path::Path) -> Self {
-        Self {
-            path: state_dir.join(TOKEN_LOCK),
-        }
+        Self::at(state_dir.join(TOKEN_LOCK))
+    }
+
+    /// A refresh lock at `path` (a data source's tokens have their own).
+    pub fn at(path: PathBuf) -> Self {
+        Self { path }
     }
 }
 

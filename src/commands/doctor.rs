@@ -153,6 +153,11 @@ fn check_secrets(config: &Config) -> Vec<Check> {
                 HttpAuth::BasicUserEnv(var) => {
                     needed.push((var.clone(), "a source's basic_user_env"))
                 }
+                HttpAuth::OAuth2(o) => {
+                    if let SecretSource::Env(var) = &o.client_secret {
+                        needed.push((var.clone(), "a source's oauth2.client_secret_env"));
+                    }
+                }
                 HttpAuth::None => {}
             }
         }

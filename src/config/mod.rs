@@ -8,6 +8,7 @@ mod agent;
 mod attribute;
 mod error;
 mod exist;
+mod oauth2;
 mod source;
 
 use std::collections::BTreeSet;
@@ -22,6 +23,7 @@ pub use attribute::{Aggregate, AttributeConfig, AttributeTarget};
 pub use error::ConfigError;
 use error::{Locator, Seg};
 pub use exist::ExistConfig;
+pub use oauth2::OAuth2Config;
 pub use source::{
     CommandSourceConfig, FileSourceConfig, HttpAuth, HttpSourceConfig, InboxFormat,
     InboxSourceConfig, PullMode, RecordFormat, SourceConfig, SourceKind,
@@ -103,7 +105,7 @@ impl Config {
         let agent = agent::check(loc, raw.agent)?;
         let mut sources = Vec::with_capacity(raw_sources.len());
         for (i, s) in raw_sources.into_iter().enumerate() {
-            let source = source::check(loc, i, s)?;
+            let source = source::check(loc, i, s, &agent)?;
             if sources.iter().any(|o: &SourceConfig| o.name == source.name) {
                 return Err(loc.error(
                     &[Seg::Key("source"), Seg::Index(i), Seg::Key("name")],

@@ -63,6 +63,7 @@ source_table!(
         url: String,
         token_env: Option<String>,
         basic_user_env: Option<String>,
+        auth: Option<Box<RawHttpAuth>>,
         updated_field: Option<String>,
         page_limit: Option<i64>,
         window_days: Option<i64>,
@@ -71,6 +72,13 @@ source_table!(
         params: Option<BTreeMap<String, String>>,
     }
 );
+
+/// `auth = { oauth2 = { ... } }` of an `http` source.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHttpAuth {
+    oauth2: super::oauth2::RawOAuth2,
+}
 
 source_table!(
     /// `kind = "file"`.
@@ -247,8 +255,8 @@ pub struct HttpSourceConfig {
     pub params: BTreeMap<String, String>,
 }
 
-/// How an HTTP source is authenticated; secrets stay in the environment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How an HTTP source is authenticated; secrets stay in the environment or the token store.
+#[derive(Debug, Clone)]
 pub enum HttpAuth {
     /// No credentials.
     None,
@@ -256,6 +264,8 @@ pub enum HttpAuth {
     BearerEnv(String),
     /// An App Key from `$VAR` as the Basic user with an empty password.
     BasicUserEnv(String),
+    /// A provider's OAuth2 access token, authorized with `login --source`.
+    OAuth2(Box<super::OAuth2Config>),
 }
 
 /// The format of a file or a command's output.
@@ -389,6 +399,7 @@ pub(super) fn check(
     loc: &Locator<'_>,
     i: usize,
     raw: RawSource,
+    agent: &super::AgentConfig,
 ) -> Result<SourceConfig, ConfigError> {
     let at = |k| [Seg::Key("source"), Seg::Index(i), Seg::Key(k)];
     let duration =
@@ -424,6 +435,7 @@ pub(super) fn check(
             i,
             h,
             duration("timeout", h.timeout.as_deref())?,
+            agent,
         )?),
         RawSource::File(f) => {
             let path = expand_home(&f.path);
@@ -499,20 +511,42 @@ fn check_http(
     i: usize,
     raw: &RawHttp,
     timeout: Option<Duration>,
+    agent: &super::AgentConfig,
 ) -> Result<HttpSourceConfig, ConfigError> {
     let at = |k| [Seg::Key("source"), Seg::Index(i), Seg::Key(k)];
     let url = parse_url(loc, &at("url"), &raw.url)?;
-    let auth = match (&raw.token_env, &raw.basic_user_env) {
-        (Some(_), Some(_)) => {
+    let auth = match (&raw.token_env, &raw.basic_user_env, &raw.auth) {
+        (Some(_), Some(_), _) => {
             return Err(loc.error(
                 &at("basic_user_env"),
                 "both token_env and basic_user_env are set",
                 "keep one: token_env for a Bearer token, basic_user_env for an App Key",
             ))
         }
-        (Some(v), None) => HttpAuth::BearerEnv(v.clone()),
-        (None, Some(v)) => HttpAuth::BasicUserEnv(v.clone()),
-        (None, None) => HttpAuth::None,
+        (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
+            return Err(loc.error(
+                &at("auth"),
+                "auth is set beside token_env or basic_user_env",
+                "keep one way to authenticate",
+            ))
+        }
+        (Some(v), None, None) => HttpAuth::BearerEnv(v.clone()),
+        (None, Some(v), None) => HttpAuth::BasicUserEnv(v.clone()),
+        (None, None, Some(a)) => {
+            let under = |k: &'static str| {
+                vec![
+                    Seg::Key("source"),
+                    Seg::Index(i),
+                    Seg::Key("auth"),
+                    Seg::Key("oauth2"),
+                    Seg::Key(k),
+                ]
+            };
+            HttpAuth::OAuth2(Box::new(super::oauth2::check(
+                loc, &under, &a.oauth2, agent,
+            )?))
+        }
+        (None, None, None) => HttpAuth::None,
     };
     let bounded = |key: &'static str,
                    value: Option<i64>,

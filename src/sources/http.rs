@@ -82,6 +82,8 @@ pub struct HttpSource {
     parser: RecordParser,
     client: reqwest::Client,
     retry: RetryPolicy,
+    /// The OAuth2 tokens of a source with `auth.oauth2`.
+    oauth: Option<std::sync::Arc<super::oauth2::SourceAuth>>,
 }
 
 /// The credentials of one pull, read from the environment when the pull starts.
@@ -128,6 +130,24 @@ impl HttpSource {
             ),
             client,
             retry: RetryPolicy::default(),
+            oauth: match &http.auth {
+                HttpAuth::OAuth2(o) => {
+                    let store = super::oauth2::source_token_store(
+                        o.token_store,
+                        &o.state_dir,
+                        &source.name,
+                        o,
+                    )
+                    .map_err(super::oauth2::SourceAuthError::from)?;
+                    Some(std::sync::Arc::new(super::oauth2::SourceAuth::new(
+                        &source.name,
+                        o,
+                        store,
+                        &o.state_dir,
+                    )))
+                }
+                _ => None,
+            },
         })
     }
 
@@ -137,7 +157,7 @@ impl HttpSource {
         self
     }
 
-    fn credentials(&self) -> Result<Credentials, SourceError> {
+    async fn credentials(&self) -> Result<Credentials, SourceError> {
         let read = |var: &String| match std::env::var(var) {
             Ok(value) if !value.is_empty() => Ok(Secret::new(value)),
             _ => Err(SourceError::MissingEnv {
@@ -149,6 +169,10 @@ impl HttpSource {
             HttpAuth::None => Credentials::None,
             HttpAuth::BearerEnv(var) => Credentials::Bearer(read(var)?),
             HttpAuth::BasicUserEnv(var) => Credentials::BasicUser(read(var)?),
+            HttpAuth::OAuth2(_) => match &self.oauth {
+                Some(auth) => Credentials::Bearer(auth.access_token().await?),
+                None => Credentials::None,
+            },
         })
     }
 
@@ -223,6 +247,21 @@ impl HttpSource {
             pairs.append_pair("limit", &self.config.page_limit.to_string());
         }
         url
+    }
+
+    /// A 401 to a freshly refreshed OAuth2 token: the authorization is gone (revoked).
+    fn unauthorized_again(&self, e: SourceError) -> SourceError {
+        match e {
+            SourceError::Status {
+                status: 401, body, ..
+            } if self.oauth.is_some() => {
+                SourceError::Auth(super::oauth2::SourceAuthError::Refused {
+                    source_name: self.name.clone(),
+                    detail: format!("401 to a refreshed token: {body}"),
+                })
+            }
+            other => other,
+        }
     }
 
     fn unbounded(&self, what: String, fix: &str) -> SourceError {
@@ -361,7 +400,7 @@ impl HttpSource {
     /// One request for the first page of the last day's changes, without retries: whether the
     /// source answers and takes its credentials (`exist-agent doctor`).
     pub async fn probe(&self) -> Result<(), SourceError> {
-        let credentials = self.credentials()?;
+        let credentials = self.credentials().await?;
         let now = Utc::now();
         let url = self.first_url(&Query {
             since: now - TimeDelta::days(1),
@@ -417,12 +456,31 @@ impl Source for HttpSource {
     /// closed windows when the cursor is older than `window_days`), whose cursor is the pull's
     /// start minus [`OVERLAP`].
     async fn pull(&self, plan: &PullPlan, sink: &mut Sink<'_>) -> Result<PullSummary, SourceError> {
-        let credentials = self.credentials()?;
+        let mut credentials = self.credentials().await?;
         let window = TimeDelta::days(i64::from(self.config.window_days)) - WINDOW_MARGIN;
         let mut summary = PullSummary::default();
+        let mut refreshed = false;
         for query in plan_queries(plan, Utc::now(), window) {
-            self.run_query(&query, &credentials, sink, &mut summary)
-                .await?;
+            match self
+                .run_query(&query, &credentials, sink, &mut summary)
+                .await
+            {
+                // An OAuth2 token the provider no longer takes is refreshed once, and the query
+                // asked again (records it handed over already replace themselves by id).
+                Err(e @ SourceError::Status { status: 401, .. }) if !refreshed => {
+                    let (Some(auth), Credentials::Bearer(rejected)) = (&self.oauth, &credentials)
+                    else {
+                        return Err(e);
+                    };
+                    refreshed = true;
+                    credentials = Credentials::Bearer(auth.after_unauthorized(rejected).await?);
+                    self.run_query(&query, &credentials, sink, &mut summary)
+                        .await
+                        .map_err(|e| self.unauthorized_again(e))?;
+                }
+                Err(e) if refreshed => return Err(self.unauthorized_again(e)),
+                other => other?,
+            }
         }
         Ok(summary)
     }

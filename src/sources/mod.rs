@@ -20,6 +20,7 @@ mod file;
 mod http;
 pub mod inbox;
 pub mod link;
+pub mod oauth2;
 mod record;
 
 use std::future::Future;
@@ -201,6 +202,9 @@ pub enum SourceError {
         /// What the HTTP client reported.
         detail: String,
     },
+    /// The source's OAuth2 token could not be had (never authorized, revoked, ...).
+    #[error(transparent)]
+    Auth(#[from] oauth2::SourceAuthError),
     /// The sink refused an event; nothing after it was handed over.
     #[error("source \"{source_name}\": storing pulled records failed: {source}")]
     Sink {
@@ -231,6 +235,7 @@ impl Classify for SourceError {
             }
             Self::Status { status, .. } if *status >= 500 || *status == 429 => ErrorKind::Temporary,
             Self::Sink { source, .. } => source.kind(),
+            Self::Auth(e) => e.kind(),
             _ => ErrorKind::Failed,
         }
     }
@@ -248,6 +253,7 @@ impl Classify for SourceError {
             Self::Timeout { .. } => "make the command faster or raise the source's timeout".into(),
             Self::MissingEnv { var, .. } => format!("export {var} with the source's token or key (for the service, in its environment file)"),
             Self::Client { .. } => return None,
+            Self::Auth(e) => return e.fix(),
             Self::Sink { source, .. } => source.fix().map_or_else(
                 || "nothing was lost: the next run pulls again from the last stored cursor".into(),
                 str::to_owned,

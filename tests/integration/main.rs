@@ -12,6 +12,7 @@ mod fidelity;
 mod first_day;
 mod fuzz_smoke;
 mod inbox;
+mod oauth_sources;
 mod properties;
 mod readme;
 mod sources;

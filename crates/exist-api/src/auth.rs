@@ -418,10 +418,13 @@ pub fn store_given_token(
 
 /// What the browser brought back to the redirect URI.
 #[derive(Debug, Default)]
-struct RedirectReply {
-    code: Option<String>,
-    state: Option<String>,
-    error: Option<String>,
+pub struct RedirectReply {
+    /// The authorization code.
+    pub code: Option<String>,
+    /// The `state` the request carried, echoed.
+    pub state: Option<String>,
+    /// The provider's error (`access_denied`, ...).
+    pub error: Option<String>,
 }
 
 fn check_reply(
@@ -458,7 +461,9 @@ fn check_reply(
     })
 }
 
-async fn bind_redirect(redirect: &Url) -> Result<tokio::net::TcpListener, AuthError> {
+/// Listens on the redirect URI's host and port (`localhost` as 127.0.0.1), before the user is
+/// sent to the authorize page, so the reply cannot arrive before anyone listens.
+pub async fn bind_redirect(redirect: &Url) -> Result<tokio::net::TcpListener, AuthError> {
     let port = redirect.port_or_known_default().unwrap_or(80);
     let host = match redirect.host_str() {
         Some("localhost") | None => "127.0.0.1".to_owned(),
@@ -466,14 +471,14 @@ async fn bind_redirect(redirect: &Url) -> Result<tokio::net::TcpListener, AuthEr
     };
     let listener = tokio::net::TcpListener::bind((host.as_str(), port)).await.map_err(|e| {
         AuthError::Login(format!(
-            "cannot listen on {host}:{port} for the redirect ({e}); free the port or change exist.redirect_uri (and the app's registered redirect URI)"
+            "cannot listen on {host}:{port} for the redirect ({e}); free the port or change the redirect_uri (and the app's registered redirect URI)"
         ))
     })?;
     Ok(listener)
 }
 
 /// Serves the redirect URI until one request to its path arrives; answers the browser kindly.
-async fn wait_for_redirect(
+pub async fn wait_for_redirect(
     listener: tokio::net::TcpListener,
     redirect: &Url,
 ) -> Result<RedirectReply, AuthError> {
@@ -512,7 +517,8 @@ async fn wait_for_redirect(
     }
 }
 
-fn open_in_browser(url: &str) -> bool {
+/// Opens `url` in the desktop's browser; false when there is no opener.
+pub fn open_in_browser(url: &str) -> bool {
     let opener = if cfg!(target_os = "macos") {
         "open"
     } else {

@@ -88,8 +88,19 @@ impl TokenStore {
         state_dir: &Path,
         account: &str,
     ) -> Result<Self, TokenStoreError> {
+        Self::open_as(kind, state_dir, account, TOKEN_FILE)
+    }
+
+    /// Like [`TokenStore::open`], for another entry: the keyring `account`, or `file_name` in
+    /// `state_dir` (e.g. the tokens of a data source that uses OAuth2 too).
+    pub fn open_as(
+        kind: TokenStoreKind,
+        state_dir: &Path,
+        account: &str,
+        file_name: &str,
+    ) -> Result<Self, TokenStoreError> {
         let file = Self::File {
-            path: state_dir.join(TOKEN_FILE),
+            path: state_dir.join(file_name),
         };
         match kind {
             TokenStoreKind::File => Ok(file),
@@ -106,7 +117,7 @@ impl TokenStore {
                 Err(why) => {
                     tracing::info!(
                         "no OS keyring available ({why}); tokens are kept in {} (readable by you only)",
-                        state_dir.join(TOKEN_FILE).display()
+                        state_dir.join(file_name).display()
                     );
                     Ok(file)
                 }
