@@ -188,7 +188,11 @@ impl Freshness {
 
 /// The freshness of every source, as the state knows it at `now`. A day's records count until
 /// the day ends (`day_starts` of the next date, in the user's timezone).
-pub fn freshness(config: &Config, store: &Store, now: DateTime<Utc>) -> Result<Vec<Freshness>, StoreError> {
+pub fn freshness(
+    config: &Config,
+    store: &Store,
+    now: DateTime<Utc>,
+) -> Result<Vec<Freshness>, StoreError> {
     let tz = crate::sync::known_timezone(config, store).unwrap_or(Tz::UTC);
     config
         .sources
@@ -222,7 +226,11 @@ fn newest_day(source: &SourceConfig, store: &Store) -> Result<Option<Day>, Store
 
 /// The instant `day` ends for a user in `tz` whose days start at `day_starts`.
 fn day_end(day: Day, tz: Tz, day_starts: NaiveTime) -> DateTime<Utc> {
-    let next = day.date().succ_opt().unwrap_or(day.date()).and_time(day_starts);
+    let next = day
+        .date()
+        .succ_opt()
+        .unwrap_or(day.date())
+        .and_time(day_starts);
     tz.from_local_datetime(&next)
         .earliest()
         .map(|t| t.to_utc())
@@ -454,7 +462,10 @@ mod tests {
             .collect();
         assert_eq!(alerts, [Some(1), None, None, Some(0), None, Some(1)]);
         let first = out[0].0.as_ref().unwrap();
-        assert_eq!((first.message.as_str(), first.source.as_str()), ("it broke", "health"));
+        assert_eq!(
+            (first.message.as_str(), first.source.as_str()),
+            ("it broke", "health")
+        );
         assert!(out[3].0.as_ref().unwrap().message.contains("works again"));
         let pings: Vec<Option<Ping>> = out.iter().map(|(_, p)| *p).collect();
         assert_eq!(
@@ -475,10 +486,19 @@ mod tests {
         let t = failure(ErrorKind::Temporary);
         let out = replay(&[t.clone(), t.clone(), t.clone(), t.clone()], 2 * HOUR);
         let alerted: Vec<bool> = out.iter().map(|(a, _)| a.is_some()).collect();
-        assert_eq!(alerted, [false, false, true, false], "at 0h, 1h: not yet; at 2h: once");
+        assert_eq!(
+            alerted,
+            [false, false, true, false],
+            "at 0h, 1h: not yet; at 2h: once"
+        );
         assert_eq!(out[0].1, None, "no ping while it may still go away");
         assert_eq!(out[2].1, Some(Ping::Fail));
-        assert!(out[2].0.as_ref().unwrap().message.contains("since 2026-11-20 10:00 UTC"));
+        assert!(out[2]
+            .0
+            .as_ref()
+            .unwrap()
+            .message
+            .contains("since 2026-11-20 10:00 UTC"));
         // A short blip ends quietly: no alert was sent, so no "works again" either.
         let out = replay(&[t.clone(), Outcome::Success], 2 * HOUR);
         assert_eq!(out[1], (None, Some(Ping::Success)));
@@ -500,22 +520,41 @@ mod tests {
             exit_code: 75,
             source: "health,coffee".into(),
         };
-        let argv: Vec<String> = ["notify", "{message} ({exit_code})", "--src={source}", "{other}"]
-            .map(String::from)
-            .to_vec();
+        let argv: Vec<String> = [
+            "notify",
+            "{message} ({exit_code})",
+            "--src={source}",
+            "{other}",
+        ]
+        .map(String::from)
+        .to_vec();
         assert_eq!(
             command_line(&argv, &alert),
-            ["notify", "no network (75)", "--src=health,coffee", "{other}"]
+            [
+                "notify",
+                "no network (75)",
+                "--src=health,coffee",
+                "{other}"
+            ]
         );
     }
 
     #[test]
     fn fail_pings_go_to_the_fail_path() {
         let url = url::Url::parse("https://hc-ping.com/abc-123").unwrap();
-        assert_eq!(ping_target(&url, Ping::Success).as_str(), "https://hc-ping.com/abc-123");
-        assert_eq!(ping_target(&url, Ping::Fail).as_str(), "https://hc-ping.com/abc-123/fail");
+        assert_eq!(
+            ping_target(&url, Ping::Success).as_str(),
+            "https://hc-ping.com/abc-123"
+        );
+        assert_eq!(
+            ping_target(&url, Ping::Fail).as_str(),
+            "https://hc-ping.com/abc-123/fail"
+        );
         let slash = url::Url::parse("http://127.0.0.1:9/ping/x/?rid=1").unwrap();
-        assert_eq!(ping_target(&slash, Ping::Fail).as_str(), "http://127.0.0.1:9/ping/x/fail?rid=1");
+        assert_eq!(
+            ping_target(&slash, Ping::Fail).as_str(),
+            "http://127.0.0.1:9/ping/x/fail?rid=1"
+        );
     }
 
     #[test]
@@ -527,7 +566,8 @@ mod tests {
             newest_day: Some(day),
             stale: true,
         };
-        let (alerts, marks) = decide_stale(std::slice::from_ref(&stale), &[("health".into(), None)], 0);
+        let (alerts, marks) =
+            decide_stale(std::slice::from_ref(&stale), &[("health".into(), None)], 0);
         assert_eq!(alerts.len(), 1);
         assert!(alerts[0].message.contains("stale"), "{}", alerts[0].message);
         assert_eq!(marks, [("health".to_owned(), Some(day))]);

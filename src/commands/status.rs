@@ -270,7 +270,10 @@ pub fn collect(config: &Config, store: &Store, tokens: &TokenStore) -> Result<St
         let ledger = read.ledger(&a.name)?;
         let outbox = read.outbox_of(&a.name)?;
         let on = |values: &[(Day, Value)], day: Day| {
-            values.iter().find(|(d, _)| *d == day).map(|(_, v)| v.clone())
+            values
+                .iter()
+                .find(|(d, _)| *d == day)
+                .map(|(_, v)| v.clone())
         };
         recent.push(RecentStatus {
             attribute: a.name.to_string(),
@@ -400,7 +403,12 @@ impl StatusReport {
                     from.day, to.day
                 );
             }
-            let width = self.recent.iter().map(|r| r.attribute.len()).max().unwrap_or(0);
+            let width = self
+                .recent
+                .iter()
+                .map(|r| r.attribute.len())
+                .max()
+                .unwrap_or(0);
             for r in &self.recent {
                 let _ = writeln!(
                     out,
@@ -498,7 +506,10 @@ fn next_hour(now: chrono::DateTime<Utc>) -> chrono::DateTime<Utc> {
 /// One character per day: a bar from the lowest (or 0) to the highest number of the days shown,
 /// `\u{2022}` for text, `\u{b7}` for no value.
 fn sparkline(days: &[DayStatus]) -> String {
-    const BARS: [char; 8] = ['\u{2581}', '\u{2582}', '\u{2583}', '\u{2584}', '\u{2585}', '\u{2586}', '\u{2587}', '\u{2588}'];
+    const BARS: [char; 8] = [
+        '\u{2581}', '\u{2582}', '\u{2583}', '\u{2584}', '\u{2585}', '\u{2586}', '\u{2587}',
+        '\u{2588}',
+    ];
     let numbers: Vec<f64> = days
         .iter()
         .filter_map(|d| d.shown().and_then(Value::as_f64))

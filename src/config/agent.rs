@@ -10,9 +10,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::error::{Locator, Seg};
-use super::{
-    default_state_dir, expand_home, parse_url, ConfigError, SecretSource, TokenStoreKind,
-};
+use super::{default_state_dir, expand_home, parse_url, ConfigError, SecretSource, TokenStoreKind};
 use crate::schedule::{Plan, Schedule};
 use exist_api::Secret;
 

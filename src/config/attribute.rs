@@ -276,7 +276,11 @@ pub(super) fn check(
     if !attribute.group().is_writable() {
         return Err(loc.error(
             &here,
-            format!("{} is in Exist's {} group, which Exist fills itself: no app may write it", attribute.display_name(), attribute.group()),
+            format!(
+                "{} is in Exist's {} group, which Exist fills itself: no app may write it",
+                attribute.display_name(),
+                attribute.group()
+            ),
             "remove this attribute, or send the value to a custom attribute in another group",
         ));
     }

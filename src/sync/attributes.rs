@@ -204,7 +204,9 @@ pub async fn ensure_owned<'c>(
             let listed = match client.owned().await {
                 Ok(listed) => listed,
                 Err(e) => {
-                    tracing::debug!("cannot list the attributes this agent owns ({e}); acquiring by name");
+                    tracing::debug!(
+                        "cannot list the attributes this agent owns ({e}); acquiring by name"
+                    );
                     Vec::new()
                 }
             };

@@ -177,10 +177,22 @@ fn the_custom_group_holds_booleans_only() {
 
 #[test]
 fn every_documented_template_is_accepted() {
-    for template in ["protein", "heartrate", "sleep_deep", "movies_min", "weather_temp_max"] {
-        let (_dir, assert) = status_with(&GOOD.replace("template = \"steps\"", &format!("template = \"{template}\"")));
+    for template in [
+        "protein",
+        "heartrate",
+        "sleep_deep",
+        "movies_min",
+        "weather_temp_max",
+    ] {
+        let (_dir, assert) = status_with(&GOOD.replace(
+            "template = \"steps\"",
+            &format!("template = \"{template}\""),
+        ));
         let out = assert.get_output().clone();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!stderr.contains("is not an Exist template"), "{template}: {stderr}");
+        assert!(
+            !stderr.contains("is not an Exist template"),
+            "{template}: {stderr}"
+        );
     }
 }
