@@ -3,6 +3,7 @@
 
 mod common;
 
+mod alerts;
 mod config_errors;
 mod daemon;
 mod demo;
@@ -10,6 +11,7 @@ mod exist_client;
 mod faults;
 mod first_day;
 mod fuzz_smoke;
+mod output;
 mod properties;
 mod readme;
 mod sources;
