@@ -11,6 +11,7 @@ mod exist_client;
 mod faults;
 mod first_day;
 mod fuzz_smoke;
+mod init;
 mod output;
 mod properties;
 mod readme;

@@ -155,17 +155,25 @@ fn shells_load_the_completion_scripts() {
         String::from_utf8_lossy(&out.stderr)
     );
     let shells = [
-        ("zsh", format!("autoload -U compinit && compinit -u && source <('{bin}' completions zsh) && whence -w _exist-agent")),
-        ("fish", format!("'{bin}' completions fish | source && complete -C 'exist-agent comp'")),
+        (
+            "zsh",
+            format!("autoload -U compinit && compinit -u && source <('{bin}' completions zsh) && whence -w _exist-agent"),
+            "_exist-agent: function",
+        ),
+        (
+            "fish",
+            format!("'{bin}' completions fish | source && complete -C 'exist-agent comp'"),
+            "completions",
+        ),
     ];
-    for (shell, script) in shells {
+    for (shell, script, expected) in shells {
         if !found_program(shell) {
             eprintln!("note: {shell} is not installed; its completion script was not loaded");
             continue;
         }
         let out = Command::new(shell).arg("-c").arg(&script).output().unwrap();
         assert!(
-            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("complet"),
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains(expected),
             "{shell} did not load the script:\n{}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
