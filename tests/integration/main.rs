@@ -13,6 +13,7 @@ mod first_day;
 mod fuzz_smoke;
 mod init;
 mod output;
+mod package;
 mod properties;
 mod readme;
 mod sources;
