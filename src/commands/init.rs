@@ -265,7 +265,6 @@ fn ask(d: &mut Dialogue<'_>, path: &Path, args: &InitArgs) -> Result<Setup> {
     };
     d.say("\n2. Sources: where your data comes from, and the Exist attributes each one feeds");
     loop {
-        let offered: Vec<(&str, &str)> = KINDS.to_vec();
         let first = setup.sources.is_empty();
         let Some(kind) = d.choose_or_done(
             if first {
@@ -273,7 +272,7 @@ fn ask(d: &mut Dialogue<'_>, path: &Path, args: &InitArgs) -> Result<Setup> {
             } else {
                 "Add another source"
             },
-            &offered,
+            KINDS,
             first,
         )?
         else {

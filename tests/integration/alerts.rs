@@ -21,7 +21,11 @@ fn world_with(agent: &str, lines: &[String], source_extra: &str) -> World {
         world.path("coffee.csv").display()
     ));
     let text = std::fs::read_to_string(&world.config_path).unwrap();
-    std::fs::write(&world.config_path, text.replacen("[agent]\n", &format!("[agent]\n{agent}\n"), 1)).unwrap();
+    std::fs::write(
+        &world.config_path,
+        text.replacen("[agent]\n", &format!("[agent]\n{agent}\n"), 1),
+    )
+    .unwrap();
     world.login_with(&["food_write"]);
     world
 }
@@ -73,7 +77,11 @@ fn a_failing_run_alerts_once_per_episode_and_once_when_it_ends() {
     assert!(messages.contains("works again"), "{messages}");
     // A new episode alerts again; a dry run changes nothing.
     std::fs::remove_file(world.path("coffee.csv")).unwrap();
-    let dry = world.cmd().args(["run", "--once", "--dry-run"]).output().unwrap();
+    let dry = world
+        .cmd()
+        .args(["run", "--once", "--dry-run"])
+        .output()
+        .unwrap();
     assert_eq!(dry.status.code(), Some(1));
     assert_eq!(lines(&log).len(), 2, "a dry run alerts nobody");
     assert_eq!(run_once(&world), 1);
@@ -142,7 +150,12 @@ fn the_ping_url_hears_success_and_failure() {
     assert_eq!(run_once(&world), 0);
     assert_eq!(
         *seen.lock().unwrap(),
-        ["/ping/3f1c", "/ping/3f1c/fail", "/ping/3f1c/fail", "/ping/3f1c"]
+        [
+            "/ping/3f1c",
+            "/ping/3f1c/fail",
+            "/ping/3f1c/fail",
+            "/ping/3f1c"
+        ]
     );
 }
 
@@ -160,11 +173,17 @@ fn a_stale_source_is_reported_by_status_doctor_and_on_failure() {
     assert_eq!(run_once(&world), 0);
     assert_eq!(lines(&log), ["0 coffee"], "alerted once");
     let messages = std::fs::read_to_string(format!("{}.messages", log.display())).unwrap();
-    assert!(messages.contains(&format!("newest record is from {old}")), "{messages}");
+    assert!(
+        messages.contains(&format!("newest record is from {old}")),
+        "{messages}"
+    );
 
     let status = world.cmd().arg("status").output().unwrap();
     let text = String::from_utf8_lossy(&status.stdout);
-    assert!(text.contains(&format!("STALE: newest record from {old}")), "{text}");
+    assert!(
+        text.contains(&format!("STALE: newest record from {old}")),
+        "{text}"
+    );
     let json = world.cmd().args(["status", "--json"]).output().unwrap();
     let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(json["sources"][0]["stale"], true);

@@ -104,8 +104,11 @@ fn init_asks_writes_a_private_valid_config_then_logs_in_and_dry_runs() {
     assert!(page.status().is_success());
     p.exp_string("Logged in").unwrap();
     answer(&mut p, "Try a dry run now", "y");
-    p.exp_string(&format!("coffees {} (none) -> 1 (will be acquired)", today_utc()))
-        .unwrap();
+    p.exp_string(&format!(
+        "coffees {} (none) -> 1 (will be acquired)",
+        today_utc()
+    ))
+    .unwrap();
     p.exp_string("Next:").unwrap();
     p.exp_eof().unwrap();
 
@@ -120,11 +123,18 @@ fn init_asks_writes_a_private_valid_config_then_logs_in_and_dry_runs() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&world.config_path).unwrap().permissions().mode();
+        let mode = std::fs::metadata(&world.config_path)
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "it holds the secret");
     }
     assert_eq!(world.count("/oauth2/access_token"), 1, "logged in once");
-    assert_eq!(world.count("/api/2/attributes/update"), 0, "a dry run sends nothing");
+    assert_eq!(
+        world.count("/api/2/attributes/update"),
+        0,
+        "a dry run sends nothing"
+    );
     assert!(
         home.join("state/exist-agent/tokens.json").is_file(),
         "the tokens went to the default state directory"
@@ -148,7 +158,8 @@ fn init_print_writes_nothing() {
         ],
     );
     answer_a_source(&mut p, &file);
-    p.exp_string("client_secret_env = \"EXIST_CLIENT_SECRET\"").unwrap();
+    p.exp_string("client_secret_env = \"EXIST_CLIENT_SECRET\"")
+        .unwrap();
     p.exp_string("aggregate = \"count\"").unwrap();
     p.exp_eof().unwrap();
     assert!(!world.config_path.exists(), "--print wrote no file");

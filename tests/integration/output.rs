@@ -49,15 +49,25 @@ fn run_once_json_is_one_document_of_what_was_done() {
     assert_eq!(plan["changes"][0]["standing"], "will be acquired");
     assert_eq!(world.count("/api/2/attributes/update"), 0);
 
-    let out = world.cmd().args(["run", "--once", "--json"]).output().unwrap();
+    let out = world
+        .cmd()
+        .args(["run", "--once", "--json"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let doc = json_of(&out);
     assert_eq!(doc["command"], "run");
-    assert_eq!((doc["ok"].clone(), doc["exit_code"].clone()), (true.into(), 0.into()));
+    assert_eq!(
+        (doc["ok"].clone(), doc["exit_code"].clone()),
+        (true.into(), 0.into())
+    );
     assert_eq!(doc["dry_run"], false);
     assert_eq!(doc["timezone"], "UTC");
     let source = &doc["sources"][0];
-    assert_eq!((source["name"].as_str(), source["pulled"].as_bool()), (Some("coffee"), Some(true)));
+    assert_eq!(
+        (source["name"].as_str(), source["pulled"].as_bool()),
+        (Some("coffee"), Some(true))
+    );
     assert_eq!(source["skipped"][0]["location"], "line 4");
     assert_eq!(doc["changes"][0]["day"], today.to_string());
     assert_eq!(doc["sent"]["acknowledged"], 1);
@@ -71,19 +81,32 @@ fn run_once_json_is_one_document_of_what_was_done() {
 fn a_failed_run_is_a_document_too_with_its_exit_code() {
     let world = coffee_world(&["date".into()]);
     std::fs::remove_file(world.path("coffee.csv")).unwrap();
-    let out = world.cmd().args(["run", "--once", "--json"]).output().unwrap();
+    let out = world
+        .cmd()
+        .args(["run", "--once", "--json"])
+        .output()
+        .unwrap();
     let code = out.status.code().unwrap();
     assert_ne!(code, 0);
     let doc = json_of(&out);
     assert_eq!(doc["ok"], false);
     assert_eq!(doc["exit_code"], code);
     assert_eq!(doc["failures"][0]["source"], "coffee");
-    assert!(doc["failures"][0]["message"].as_str().unwrap().contains("coffee.csv"));
+    assert!(doc["failures"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("coffee.csv"));
     assert!(doc["failures"][0]["fix"].is_string());
     // A run that cannot start at all (no configuration) still prints one document.
     let out = Command::new(bin())
         .env_remove("EXIST_AGENT_CONFIG")
-        .args(["--config", "/nonexistent/exist-agent.toml", "run", "--once", "--json"])
+        .args([
+            "--config",
+            "/nonexistent/exist-agent.toml",
+            "run",
+            "--once",
+            "--json",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -96,10 +119,21 @@ fn backfill_and_doctor_speak_json() {
     let world = coffee_world(&["date,kind".into(), "2026-01-05,latte".into()]);
     let out = world
         .cmd()
-        .args(["backfill", "--from", "2026-01-01", "--to", "2026-01-31", "--json"])
+        .args([
+            "backfill",
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2026-01-31",
+            "--json",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc = json_of(&out);
     assert_eq!(doc["command"], "backfill");
     assert_eq!(doc["range"]["from"], "2026-01-01");
@@ -118,7 +152,9 @@ fn backfill_and_doctor_speak_json() {
     assert!(checks
         .iter()
         .all(|c| c["name"].is_string() && c["detail"].is_string()));
-    assert!(checks.iter().any(|c| c["name"] == "source coffee" && c["ok"] == true));
+    assert!(checks
+        .iter()
+        .any(|c| c["name"] == "source coffee" && c["ok"] == true));
 }
 
 /// The binary's path, for shells to run.
@@ -138,7 +174,11 @@ fn shells_load_the_completion_scripts() {
         ))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("exist-agent"));
     // bash completes subcommands through it.
     let out = Command::new("bash")
@@ -196,19 +236,37 @@ fn man_pages_render() {
         .arg(dir.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut pages: Vec<String> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     pages.sort();
-    for expected in ["exist-agent.1", "exist-agent-run.1", "exist-agent-init.1", "exist-agent-man.1"] {
-        assert!(pages.iter().any(|p| p == expected), "{expected} in {pages:?}");
+    for expected in [
+        "exist-agent.1",
+        "exist-agent-run.1",
+        "exist-agent-init.1",
+        "exist-agent-man.1",
+    ] {
+        assert!(
+            pages.iter().any(|p| p == expected),
+            "{expected} in {pages:?}"
+        );
     }
     let main = Command::new(bin()).arg("man").output().unwrap();
     let main = String::from_utf8(main.stdout).unwrap();
-    assert!(main.starts_with(".ie") || main.contains(".TH exist-agent 1"), "{main}");
-    assert!(main.contains("Exit status"), "the exit codes are in the page");
+    assert!(
+        main.starts_with(".ie") || main.contains(".TH exist-agent 1"),
+        "{main}"
+    );
+    assert!(
+        main.contains("Exit status"),
+        "the exit codes are in the page"
+    );
     for page in &pages {
         let path = dir.path().join(page);
         check_roff(&path);
@@ -230,7 +288,10 @@ fn check_roff(path: &Path) {
             String::from_utf8_lossy(&out.stderr)
         );
     } else {
-        eprintln!("note: groff is not installed; {} was not checked", path.display());
+        eprintln!(
+            "note: groff is not installed; {} was not checked",
+            path.display()
+        );
     }
     if found_program("man") {
         let out = Command::new("man")
@@ -241,10 +302,21 @@ fn check_roff(path: &Path) {
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "man -l {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
-        assert!(text.contains("NAME") && text.contains("exist-agent"), "{text}");
+        assert!(
+            out.status.success(),
+            "man -l {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains("NAME") && text.contains("exist-agent"),
+            "{text}"
+        );
     } else {
-        eprintln!("note: man is not installed; {} was not rendered", path.display());
+        eprintln!(
+            "note: man is not installed; {} was not rendered",
+            path.display()
+        );
     }
 }
 

@@ -20,11 +20,24 @@ fn manifest() -> toml::Table {
 fn the_crate_says_what_it_is() {
     let m = manifest();
     let package = m["package"].as_table().unwrap();
-    for key in ["description", "license", "repository", "readme", "keywords", "categories"] {
-        assert!(package.contains_key(key), "Cargo.toml's [package] has {key}");
+    for key in [
+        "description",
+        "license",
+        "repository",
+        "readme",
+        "keywords",
+        "categories",
+    ] {
+        assert!(
+            package.contains_key(key),
+            "Cargo.toml's [package] has {key}"
+        );
     }
     assert!(root().join(package["readme"].as_str().unwrap()).is_file());
-    assert!(package["keywords"].as_array().unwrap().len() <= 5, "crates.io takes 5");
+    assert!(
+        package["keywords"].as_array().unwrap().len() <= 5,
+        "crates.io takes 5"
+    );
     let release = m["profile"]["release"].as_table().unwrap();
     assert_eq!(release["debug"].as_bool(), Some(false));
     assert_eq!(release["strip"].as_str(), Some("debuginfo"));
@@ -67,7 +80,10 @@ fn every_debian_asset_is_there_once_the_assets_are_generated() {
         "usr/share/bash-completion/completions/exist-agent",
         "usr/lib/systemd/user/exist-agent.timer",
     ] {
-        assert!(installed.iter().any(|t| t == wanted), "the package installs {wanted}");
+        assert!(
+            installed.iter().any(|t| t == wanted),
+            "the package installs {wanted}"
+        );
     }
     let pages = matching(&assets.join("man/*.1"));
     assert!(pages.len() > 10, "a page per command: {pages:?}");
@@ -77,7 +93,11 @@ fn every_debian_asset_is_there_once_the_assets_are_generated() {
 fn matching(path: &Path) -> Vec<PathBuf> {
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
     match name.strip_prefix('*') {
-        None => path.is_file().then(|| path.to_owned()).into_iter().collect(),
+        None => path
+            .is_file()
+            .then(|| path.to_owned())
+            .into_iter()
+            .collect(),
         Some(ext) => std::fs::read_dir(path.parent().unwrap())
             .map(|entries| {
                 entries
@@ -115,7 +135,9 @@ fn the_packaged_user_units_are_valid() {
         .arg(dir.path().join("exist-agent.timer"))
         .output()
     {
-        Err(_) => eprintln!("note: systemd-analyze is not installed; the units were checked by content only"),
+        Err(_) => eprintln!(
+            "note: systemd-analyze is not installed; the units were checked by content only"
+        ),
         Ok(out) => assert!(
             out.status.success(),
             "systemd-analyze verify: {}",
