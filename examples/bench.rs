@@ -481,6 +481,7 @@ fn ingest(agent: &Path) {
             date_field: "start".into(),
             tz_offset_field: None,
             every: None,
+            stale_after: None,
             kind: SourceKind::File(file.clone()),
         },
         &file,

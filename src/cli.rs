@@ -16,7 +16,8 @@ use crate::logging::LogFormat;
     name = "exist-agent",
     version,
     propagate_version = true,
-    arg_required_else_help = true
+    arg_required_else_help = true,
+    after_long_help = EXIT_STATUS
 )]
 pub struct Cli {
     /// The configuration file [default: the platform config dir, e.g. ~/.config/exist-agent/config.toml]
@@ -75,6 +76,14 @@ impl Cli {
     }
 }
 
+/// The exit codes, for `--help` and the man page (decided in `crate::error`).
+const EXIT_STATUS: &str = "Exit status:
+  0   everything done
+  1   an error; read the message, or run `exist-agent doctor`
+  2   a usage or configuration error (the message names the file, line and key)
+  3   authorization needed: run `exist-agent login`
+  75  a temporary failure (network, 5xx, 429, a busy state): the data is kept and the next run sends it";
+
 /// The commands; each is a file in `crate::commands` with its arguments and its `run`.
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
@@ -92,14 +101,20 @@ pub enum Command {
     Push(commands::push::PushArgs),
     /// Install or remove the systemd user timer (Linux) or LaunchAgent (macOS)
     Service(commands::service::ServiceArgs),
-    /// Check the configuration, token, scopes, keyring, connectivity and permissions
-    Doctor,
+    /// Check the configuration, token, scopes, keyring, connectivity, permissions and staleness
+    Doctor(commands::doctor::DoctorArgs),
     /// Read back what Exist holds and list the days where it differs from what was sent
     Verify(commands::verify::VerifyArgs),
     /// Run a local Exist-compatible server (OAuth included, auto-approving) to try a setup
     Sandbox(commands::sandbox::SandboxArgs),
     /// Show the whole loop on built-in sample data: sandbox, login, two syncs, a table
     Demo,
+    /// Write a configuration step by step on a terminal, then offer login and a dry run
+    Init(commands::init::InitArgs),
+    /// Print a completion script for bash, zsh, fish, elvish or powershell
+    Completions(commands::completions::CompletionsArgs),
+    /// Print the man page, or write every page (one per command) into a directory
+    Man(commands::man::ManArgs),
 }
 
 #[cfg(test)]

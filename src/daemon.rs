@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_cron_scheduler::{Job, JobScheduler};
 
+use crate::alerts;
 use crate::config::Config;
 use crate::context::{run_lock, runtime, Session};
 use crate::error::{Error, ErrorKind, Result};
@@ -120,26 +121,40 @@ async fn listen_for_notifications(
     Ok(())
 }
 
-/// One sync for the daemon: under the run lock, like `run --once`.
+/// One sync for the daemon: under the run lock, like `run --once`. A full run (not one for
+/// notified sources only) tells `crate::alerts` how it went, as `run --once` does.
 async fn sync_once(
     config: &Config,
     request: RunRequest,
     stop: watch::Receiver<bool>,
 ) -> RunOutcome {
-    match sync_locked(config, request, stop).await {
-        Ok(outcome) => outcome,
-        Err(e) => RunOutcome {
-            failed_sources: BTreeSet::new(),
-            failure: Some(e.to_string()),
-        },
+    let full = request.is_full();
+    let (outcome, told) = match sync_locked(config, request, stop).await {
+        Ok(done) => done,
+        Err(e) => {
+            let told = alerts::Outcome::of(&Err(e), BTreeSet::new());
+            let failure = match &told {
+                alerts::Outcome::Failure { message, .. } => Some(message.clone()),
+                alerts::Outcome::Success => None,
+            };
+            let outcome = RunOutcome {
+                failed_sources: BTreeSet::new(),
+                failure,
+            };
+            (outcome, told)
+        }
+    };
+    if full {
+        alerts::after_run(config, &told).await;
     }
+    outcome
 }
 
 async fn sync_locked(
     config: &Config,
     request: RunRequest,
     stop: watch::Receiver<bool>,
-) -> Result<RunOutcome> {
+) -> Result<(RunOutcome, alerts::Outcome)> {
     let state_dir = config.state_dir();
     let _lock = tokio::task::spawn_blocking(move || run_lock(&state_dir))
         .await
@@ -166,12 +181,14 @@ async fn sync_locked(
     if let Err(e) = &result {
         tracing::warn!("{e}");
     }
-    Ok(RunOutcome {
+    let told = alerts::Outcome::of(&result, failed_sources.clone());
+    let outcome = RunOutcome {
         failed_sources,
         failure: beyond
             .then(|| result.err().map(|e| e.to_string()))
             .flatten(),
-    })
+    };
+    Ok((outcome, told))
 }
 
 /// Why the daemon runs a sync; given to the sync closure.

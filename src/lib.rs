@@ -10,7 +10,8 @@
 //! - [`store`]: the SQLite state database;
 //! - [`schedule`]: when syncs happen (pure), and [`daemon`], the long-running agent;
 //! - [`service`]: systemd user units and the launchd agent;
-//! - [`notify`]: signed notifications that trigger a sync.
+//! - [`notify`]: signed notifications that trigger a sync;
+//! - [`alerts`]: telling someone when runs fail or a source goes stale.
 //!
 //! Exist's API itself is the `exist-api` crate; the fakes of Exist and of the services the
 //! sources talk to are the `exist-fakes` crate (the `sandbox` and `demo` commands serve them).
@@ -29,6 +30,7 @@ pub mod store;
 pub mod sync;
 
 // The commands and what only they use.
+mod alerts;
 mod commands;
 mod context;
 mod daemon;

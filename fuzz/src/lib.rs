@@ -90,6 +90,7 @@ fn pull(rt: &tokio::runtime::Runtime, path: &Path, format: RecordFormat) -> (Vec
         date_field: "date".into(),
         tz_offset_field: Some("tzOffset".into()),
         every: None,
+        stale_after: None,
         kind: SourceKind::File(file.clone()),
     };
     let source = FileSource::new(&config, &file);

@@ -1,8 +1,10 @@
 //! `exist-agent backfill`: history from a day on, paced under Exist's hourly limit, resumable,
-//! with progress bars on a terminal.
+//! with progress bars on a terminal; `--json` prints what it did as one document.
 
 use clap::Args;
 
+use super::outcome::RunDocument;
+use crate::config::Config;
 use crate::context::{run_lock, runtime, Context, Session};
 use crate::error::{Error, Result};
 use crate::sync::{self, Mode, SyncOptions};
@@ -20,19 +22,37 @@ pub struct BackfillArgs {
     /// Only these attributes (repeatable) [default: all]
     #[arg(long = "attribute", value_name = "NAME")]
     pub attributes: Vec<String>,
+    /// Print what the backfill did as one JSON document on standard output (see the README)
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Pulls and sends the history asked for.
 pub fn run(ctx: &Context, args: &BackfillArgs) -> Result<()> {
+    let (result, document) = match backfill(ctx, args) {
+        Ok(done) => done,
+        Err(e) => {
+            let document = RunDocument::failed("backfill", false, &e);
+            (Err(e), document)
+        }
+    };
+    if args.json {
+        document.backfill(args.from, args.to).print()?;
+    }
+    result
+}
+
+fn backfill(ctx: &Context, args: &BackfillArgs) -> Result<(Result<()>, RunDocument)> {
     if args.to.is_some_and(|to| to < args.from) {
         return Err(Error::usage(format!("--to is before --from {}", args.from)));
     }
-    let config = ctx.config()?;
+    let config: Config = ctx.config()?;
     let options = SyncOptions {
         mode: Mode::Backfill {
             from: args.from,
             to: args.to,
         },
+        // The bars go to standard error, and only on a terminal.
         progress: true,
         attributes: args.attributes.clone(),
         ..SyncOptions::default()
@@ -51,5 +71,8 @@ pub fn run(ctx: &Context, args: &BackfillArgs) -> Result<()> {
             run.report.send.remaining
         );
     }
-    run.finish()
+    let document = RunDocument::of("backfill", false, &run);
+    let result = run.finish();
+    let document = document.ended(&result);
+    Ok((result, document))
 }

@@ -7,6 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::Utc;
+use clap::Args;
+use serde::Serialize;
 
 use crate::config::{
     Config, HttpAuth, HttpSourceConfig, SecretSource, SourceConfig, SourceKind, TokenStoreKind,
@@ -17,8 +19,16 @@ use crate::sources::HttpSource;
 use crate::store::Store;
 use exist_api::tokens::{keyring_usable, TokenPair, TokenStore};
 
+/// Options of `doctor`.
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    /// Print the checks as one JSON document on standard output (see the README)
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// One check's outcome.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Check {
     /// What was checked.
     pub name: String,
@@ -61,12 +71,40 @@ impl fmt::Display for Check {
     }
 }
 
+/// `doctor --json`: every check, and how many passed and failed.
+#[derive(Debug, Serialize)]
+struct DoctorDocument<'a> {
+    ok: bool,
+    passed: usize,
+    failed: usize,
+    checks: &'a [Check],
+}
+
 /// Runs every check and prints them; fails when any failed.
-pub fn run(ctx: &Context) -> Result<()> {
-    let config = ctx.config()?;
+pub fn run(ctx: &Context, args: &DoctorArgs) -> Result<()> {
+    let config = match ctx.config() {
+        Ok(config) => config,
+        Err(e) => {
+            // The configuration is the first check; with --json its failure is a document too.
+            if args.json {
+                let check = Check {
+                    name: "config".into(),
+                    ok: false,
+                    detail: e.message(),
+                    fix: e.fix().map(str::to_owned),
+                };
+                print_document(std::slice::from_ref(&check))?;
+            }
+            return Err(e);
+        }
+    };
     let (checks, requests) = runtime()?.block_on(checks(&config));
-    for check in &checks {
-        println!("{check}");
+    if args.json {
+        print_document(&checks)?;
+    } else {
+        for check in &checks {
+            println!("{check}");
+        }
     }
     // Doctor's own requests to Exist count toward the hour's budget like any other.
     if requests > 0 && Store::open(&config.state_dir()).is_ok() {
@@ -82,8 +120,20 @@ pub fn run(ctx: &Context) -> Result<()> {
             Error::failed(format!("{failed} check(s) failed")).with_fix("see the fixes above")
         );
     }
-    println!("all {} checks passed", checks.len());
+    if !args.json {
+        println!("all {} checks passed", checks.len());
+    }
     Ok(())
+}
+
+fn print_document(checks: &[Check]) -> Result<()> {
+    let failed = checks.iter().filter(|c| !c.ok).count();
+    super::outcome::print_json(&DoctorDocument {
+        ok: failed == 0,
+        passed: checks.len() - failed,
+        failed,
+        checks,
+    })
 }
 
 /// Runs every check (the configuration itself was checked when it was loaded), and says how
@@ -133,6 +183,7 @@ pub async fn checks(config: &Config) -> (Vec<Check>, u32) {
     for source in &config.sources {
         checks.push(check_source(source).await);
     }
+    checks.extend(check_freshness(config));
     (checks, 1)
 }
 
@@ -181,6 +232,42 @@ fn check_secrets(config: &Config) -> Vec<Check> {
         format!("not set in the environment: {}", missing.join(", ")),
         "export them (for the service, put NAME=value lines in the environment file next to the configuration)",
     )]
+}
+
+/// Every source with `stale_after` must have had a record recently enough.
+fn check_freshness(config: &Config) -> Vec<Check> {
+    if config.sources.iter().all(|s| s.stale_after.is_none()) {
+        return Vec::new();
+    }
+    let fresh = Store::open(&config.state_dir())
+        .map_err(Error::from)
+        .and_then(|store| Ok(crate::alerts::freshness(config, &store, Utc::now())?));
+    let fresh = match fresh {
+        Ok(f) => f,
+        Err(e) => {
+            return vec![Check::fail(
+                "freshness",
+                e.message(),
+                e.fix().unwrap_or("see the state directory check"),
+            )]
+        }
+    };
+    fresh
+        .into_iter()
+        .filter(|f| f.stale_after.is_some())
+        .map(|f| {
+            let name = format!("fresh {}", f.source);
+            if f.stale {
+                Check::fail(
+                    name,
+                    f.describe(),
+                    "check that the source still gets data (the app still exports, the file is still written, the token still works); `exist-agent status` shows its last pull",
+                )
+            } else {
+                Check::pass(name, f.describe())
+            }
+        })
+        .collect()
 }
 
 fn check_state_dir(dir: &Path) -> Check {

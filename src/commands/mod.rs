@@ -1,10 +1,14 @@
 //! One file per command: its clap arguments and its `run`. [`run`] dispatches the command line.
 
 pub mod backfill;
+pub mod completions;
 pub mod demo;
 pub mod doctor;
+pub mod init;
 pub mod login;
 pub mod logout;
+pub mod man;
+pub mod outcome;
 pub mod push;
 pub mod run;
 pub mod sandbox;
@@ -29,9 +33,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Status(args) => status::run(&ctx, &args),
         Command::Push(args) => push::run(&ctx, &args),
         Command::Service(args) => service::run(&ctx, &args),
-        Command::Doctor => doctor::run(&ctx),
+        Command::Doctor(args) => doctor::run(&ctx, &args),
         Command::Verify(args) => verify::run(&ctx, &args),
         Command::Sandbox(args) => sandbox::run(&args),
         Command::Demo => demo::run(&ctx),
+        Command::Init(args) => init::run(&ctx, &args),
+        Command::Completions(args) => completions::run(&args),
+        Command::Man(args) => man::run(&args),
     }
 }

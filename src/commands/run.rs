@@ -1,11 +1,16 @@
 //! `exist-agent run`: the daemon (until SIGINT/SIGTERM), or one sync with `--once`, or what one
-//! sync would send with `--once --dry-run`.
+//! sync would send with `--once --dry-run`; `--json` prints what the sync did as one document.
+
+use std::collections::BTreeSet;
 
 use clap::Args;
 
+use super::outcome::RunDocument;
+use crate::alerts;
+use crate::config::Config;
 use crate::context::{run_lock, runtime, Context, Session};
 use crate::error::{Error, ErrorKind, Result};
-use crate::sync::{self, Mode, SyncOptions};
+use crate::sync::{self, Mode, SyncOptions, SyncRun};
 
 /// Options of `run`.
 #[derive(Debug, Clone, Default, Args)]
@@ -19,14 +24,53 @@ pub struct RunArgs {
     /// Re-pull the whole history of every source and reconcile
     #[arg(long, requires = "once")]
     pub full: bool,
+    /// Print what the sync did as one JSON document on standard output (see the README)
+    #[arg(long, requires = "once")]
+    pub json: bool,
 }
 
 /// Runs the daemon, or one sync.
 pub fn run(ctx: &Context, args: &RunArgs) -> Result<()> {
-    let config = ctx.config()?;
     if !args.once {
-        return crate::daemon::run(&config);
+        return crate::daemon::run(&ctx.config()?);
     }
+    let config = match ctx.config() {
+        Ok(config) => config,
+        Err(e) => {
+            if args.json {
+                RunDocument::failed("run", args.dry_run, &e).print()?;
+            }
+            return Err(e);
+        }
+    };
+    let rt = runtime()?;
+    let (result, document, failed_sources) = match once(&config, args, &rt) {
+        Ok(ran) => ran,
+        Err(e) => {
+            let document = RunDocument::failed("run", args.dry_run, &e);
+            (Err(e), document, BTreeSet::new())
+        }
+    };
+    // A dry run changes nothing, the failure episode included.
+    if !args.dry_run {
+        rt.block_on(alerts::after_run(
+            &config,
+            &alerts::Outcome::of(&result, failed_sources),
+        ));
+    }
+    if args.json {
+        document.print()?;
+    }
+    result
+}
+
+/// One sync: its result, its document and the sources that failed in it. `Err` when it could
+/// not start (the state is busy or broken).
+fn once(
+    config: &Config,
+    args: &RunArgs,
+    rt: &tokio::runtime::Runtime,
+) -> Result<(Result<()>, RunDocument, BTreeSet<String>)> {
     let options = SyncOptions {
         mode: if args.full {
             Mode::Full
@@ -37,34 +81,51 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<()> {
         ..SyncOptions::default()
     };
     let _lock = run_lock(&config.state_dir())?;
-    let mut session = Session::open(&config)?;
-    if args.dry_run {
-        return dry_run(&mut session, &options);
-    }
-    runtime()?
-        .block_on(sync::sync(
-            &config,
+    let mut session = Session::open(config)?;
+    let run = if args.dry_run {
+        dry_run(&mut session, &options, rt, !args.json)?
+    } else {
+        rt.block_on(sync::sync(
+            config,
             &mut session.store,
             &session.client,
             &options,
         ))
-        .finish()
+    };
+    let document = RunDocument::of("run", args.dry_run, &run);
+    let failed = run.failed_sources();
+    let result = run.finish();
+    let document = document.ended(&result);
+    Ok((result, document, failed))
 }
 
 /// Plans the sync on a copy of the state (a pull stores what it pulls), and prints what the
-/// real run would send: nothing is acquired, created, sent or stored.
-fn dry_run(session: &mut Session, options: &SyncOptions) -> Result<()> {
+/// real run would send (unless the JSON document will say it): nothing is acquired, created,
+/// sent or stored.
+fn dry_run(
+    session: &mut Session,
+    options: &SyncOptions,
+    rt: &tokio::runtime::Runtime,
+    print: bool,
+) -> Result<SyncRun> {
     let scratch = tempfile::tempdir()
         .map_err(|e| Error::caused(ErrorKind::Temporary, "cannot create a scratch directory", e))?;
     let mut copy = session
         .store
         .copy_to(&scratch.path().join(crate::store::DB_FILE))?;
-    let run = runtime()?.block_on(sync::sync(
+    let run = rt.block_on(sync::sync(
         &session.config,
         &mut copy,
         &session.client,
         options,
     ));
+    if print {
+        print_plan(&run);
+    }
+    Ok(run)
+}
+
+fn print_plan(run: &SyncRun) {
     let changes = &run.report.changes;
     if changes.is_empty() {
         println!("nothing to send");
@@ -77,7 +138,7 @@ fn dry_run(session: &mut Session, options: &SyncOptions) -> Result<()> {
         let standing = c.standing.map(|s| format!(" ({s})")).unwrap_or_default();
         println!("{} {} {} -> {}{standing}", c.attribute, c.day, old, c.new);
     }
-    let to_acquire: std::collections::BTreeSet<&str> = changes
+    let to_acquire: BTreeSet<&str> = changes
         .iter()
         .filter(|c| c.standing.is_some())
         .map(|c| c.attribute.as_str())
@@ -95,5 +156,4 @@ fn dry_run(session: &mut Session, options: &SyncOptions) -> Result<()> {
         changes.len(),
         changes.len().div_ceil(exist_api::types::MAX_BATCH)
     );
-    run.finish()
 }

@@ -1,6 +1,7 @@
-//! `exist-agent status`: what the agent knows, without calling anyone: token expiry, owned
-//! attributes, each source's last pull, pending and rejected values, the hour's requests and
-//! the next scheduled run.
+//! `exist-agent status`: what the agent knows, without calling anyone: token expiry, each owned
+//! attribute's last 14 days at a glance, each source's last pull and freshness, pending and
+//! rejected values with their reasons, the records the last pulls skipped, the hour's requests
+//! and the next scheduled run.
 
 use std::fmt::Write;
 
@@ -15,6 +16,7 @@ use crate::error::Result;
 use crate::store::Store;
 use crate::store::HOURLY_LIMIT;
 use exist_api::tokens::TokenStore;
+use exist_api::types::{Day, Value};
 
 /// Options of `status`.
 #[derive(Debug, Clone, Args)]
@@ -56,6 +58,8 @@ pub struct StatusReport {
     pub token: TokenStatus,
     /// Attributes owned: (Exist name, configuration key).
     pub owned_attributes: Vec<OwnedStatus>,
+    /// Each owned attribute's last [`DAYS_SHOWN`] days, oldest first, ending today.
+    pub recent: Vec<RecentStatus>,
     /// Per configured source.
     pub sources: Vec<SourceStatus>,
     /// Values waiting to be sent.
@@ -66,6 +70,10 @@ pub struct StatusReport {
     pub skipped: Vec<SkippedStatus>,
     /// Requests made to Exist in this UTC hour.
     pub requests_this_hour: u32,
+    /// Requests left in this UTC hour.
+    pub requests_left: u32,
+    /// When the hour's count starts again (RFC 3339).
+    pub budget_resets_at: String,
     /// The hour's limit.
     pub hourly_limit: u32,
     /// Whether Exist said 429 this hour.
@@ -119,6 +127,42 @@ pub struct SourceStatus {
     pub waiting_until: Option<String>,
     /// An inbox's last delivery (`null` for other kinds, or before the first).
     pub last_delivery: Option<crate::store::Delivered>,
+    /// The newest day it has a record on.
+    pub newest_record_day: Option<Day>,
+    /// Its `stale_after`, as written back (`3days`), if it has one.
+    pub stale_after: Option<String>,
+    /// Whether its newest record is older than `stale_after`.
+    pub stale: bool,
+}
+
+/// How many days `status` shows per attribute.
+pub const DAYS_SHOWN: usize = 14;
+
+/// An owned attribute's recent days.
+#[derive(Debug, Serialize)]
+pub struct RecentStatus {
+    /// Its Exist name.
+    pub attribute: String,
+    /// One entry per day, oldest first.
+    pub days: Vec<DayStatus>,
+}
+
+/// One day of an attribute.
+#[derive(Debug, Serialize)]
+pub struct DayStatus {
+    /// The day.
+    pub day: Day,
+    /// What Exist acknowledged.
+    pub value: Option<Value>,
+    /// What waits to be sent (it replaces `value` once Exist acknowledges it).
+    pub pending: Option<Value>,
+}
+
+impl DayStatus {
+    /// What Exist holds once the outbox is sent.
+    fn shown(&self) -> Option<&Value> {
+        self.pending.as_ref().or(self.value.as_ref())
+    }
 }
 
 /// A record a source's last pull skipped.
@@ -143,6 +187,8 @@ pub struct ValueStatus {
     pub value: serde_json::Value,
     /// Send attempts so far.
     pub attempts: u32,
+    /// Why it is still waiting.
+    pub reason: String,
 }
 
 /// A rejected value.
@@ -185,8 +231,10 @@ pub fn collect(config: &Config, store: &Store, tokens: &TokenStore) -> Result<St
         },
         scopes: pair.map(|p| p.scopes).unwrap_or_default(),
     };
+    let now = Utc::now();
+    let freshness = crate::alerts::freshness(config, store, now)?;
     let mut sources = Vec::new();
-    for source in &config.sources {
+    for (source, fresh) in config.sources.iter().zip(freshness) {
         let cursor = read.cursor(&source.name)?;
         sources.push(SourceStatus {
             name: source.name.clone(),
@@ -203,22 +251,68 @@ pub fn collect(config: &Config, store: &Store, tokens: &TokenStore) -> Result<St
             waiting_until: cursor.retry_at.map(|t| t.to_rfc3339()),
             last_error: cursor.last_error,
             last_delivery: read.last_delivery(&source.name)?,
+            newest_record_day: fresh.newest_day,
+            stale_after: fresh
+                .stale_after
+                .map(|d| humantime::format_duration(d).to_string()),
+            stale: fresh.stale,
         });
     }
-    let now = Utc::now();
     let budget = read.budget(now)?;
+    let today = crate::sync::known_timezone(config, store)
+        .map(|tz| {
+            crate::sync::DayBasis {
+                tz,
+                day_starts: config.agent.day_starts,
+            }
+            .today()
+        })
+        .unwrap_or_else(|| Day::new(now.date_naive()));
+    let owned = read.owned_attributes()?;
+    let mut recent = Vec::with_capacity(owned.len());
+    for a in &owned {
+        let first = (1..DAYS_SHOWN).fold(today, |d, _| d.pred());
+        let ledger = read.ledger(&a.name)?;
+        let outbox = read.outbox_of(&a.name)?;
+        let on = |values: &[(Day, Value)], day: Day| {
+            values
+                .iter()
+                .find(|(d, _)| *d == day)
+                .map(|(_, v)| v.clone())
+        };
+        recent.push(RecentStatus {
+            attribute: a.name.to_string(),
+            days: first
+                .through(today)
+                .map(|day| DayStatus {
+                    day,
+                    value: on(&ledger, day),
+                    pending: on(&outbox, day),
+                })
+                .collect(),
+        });
+    }
+    let pending_reason = |attempts: u32| {
+        if budget.limited {
+            "Exist said 429 this hour: sent after the hour ends".to_owned()
+        } else if attempts > 0 {
+            format!("sending failed {attempts} time(s): the next run tries again")
+        } else {
+            "queued: the next run sends it".to_owned()
+        }
+    };
     Ok(StatusReport {
         config: config.path.display().to_string(),
         state_dir: config.state_dir().display().to_string(),
         token,
-        owned_attributes: read
-            .owned_attributes()?
+        owned_attributes: owned
             .into_iter()
             .map(|a| OwnedStatus {
                 name: a.name.to_string(),
                 key: a.key,
             })
             .collect(),
+        recent,
         sources,
         pending: read
             .pending()?
@@ -227,6 +321,7 @@ pub fn collect(config: &Config, store: &Store, tokens: &TokenStore) -> Result<St
                 attribute: p.attribute.to_string(),
                 day: p.day.to_string(),
                 value: serde_json::to_value(&p.value).expect("values serialize"),
+                reason: pending_reason(p.attempts),
                 attempts: p.attempts,
             })
             .collect(),
@@ -252,6 +347,8 @@ pub fn collect(config: &Config, store: &Store, tokens: &TokenStore) -> Result<St
             })
             .collect(),
         requests_this_hour: budget.requests,
+        requests_left: HOURLY_LIMIT.saturating_sub(budget.requests),
+        budget_resets_at: next_hour(now).to_rfc3339(),
         hourly_limit: HOURLY_LIMIT,
         rate_limited: budget.limited,
         next_run: config.agent.schedule.next_after(now).to_rfc3339(),
@@ -302,6 +399,31 @@ impl StatusReport {
                 names.join(", ")
             }
         );
+        if let Some(first) = self.recent.first() {
+            let (from, to) = (first.days.first(), first.days.last());
+            if let (Some(from), Some(to)) = (from, to) {
+                let _ = writeln!(
+                    out,
+                    "last {DAYS_SHOWN} days, {} to {} (bars scaled per attribute; \u{b7} no value):",
+                    from.day, to.day
+                );
+            }
+            let width = self
+                .recent
+                .iter()
+                .map(|r| r.attribute.len())
+                .max()
+                .unwrap_or(0);
+            for r in &self.recent {
+                let _ = writeln!(
+                    out,
+                    "  {:<width$}  {}  {}",
+                    r.attribute,
+                    sparkline(&r.days),
+                    summary(&r.days)
+                );
+            }
+        }
         for s in &self.sources {
             if s.kind == "inbox" {
                 let last = s.last_delivery.map_or_else(
@@ -337,13 +459,30 @@ impl StatusReport {
                     "            waiting until {until}, as the source asked"
                 );
             }
+            if s.stale {
+                let _ = writeln!(
+                    out,
+                    "            STALE: newest record from {}, older than stale_after ({})",
+                    s.newest_record_day
+                        .map(|d| d.to_string())
+                        .unwrap_or_default(),
+                    s.stale_after.as_deref().unwrap_or_default()
+                );
+            }
         }
         let _ = writeln!(out, "pending:    {} value(s)", self.pending.len());
         for p in self.pending.iter().take(20) {
             let _ = writeln!(
                 out,
-                "            {} {} = {} ({} attempt(s))",
-                p.attribute, p.day, p.value, p.attempts
+                "            {} {} = {}: {}",
+                p.attribute, p.day, p.value, p.reason
+            );
+        }
+        if self.pending.len() > 20 {
+            let _ = writeln!(
+                out,
+                "            ... and {} more (`status --json` lists all)",
+                self.pending.len() - 20
             );
         }
         let _ = writeln!(out, "rejected:   {} value(s)", self.rejected.len());
@@ -369,12 +508,120 @@ impl StatusReport {
         } else {
             ""
         };
+        let resets = chrono::DateTime::parse_from_rfc3339(&self.budget_resets_at)
+            .map(|t| t.format("%H:%M UTC").to_string())
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "requests:   {}/{} this hour{limited}",
-            self.requests_this_hour, self.hourly_limit
+            "requests:   {}/{} this hour, {} left, the count starts again at {resets}{limited}",
+            self.requests_this_hour, self.hourly_limit, self.requests_left
         );
         let _ = writeln!(out, "next run:   {}", self.next_run);
         out
+    }
+}
+
+/// The start of the UTC hour after `now`, when Exist's hourly count starts again.
+fn next_hour(now: chrono::DateTime<Utc>) -> chrono::DateTime<Utc> {
+    use chrono::{DurationRound, TimeDelta};
+    now.duration_trunc(TimeDelta::hours(1)).unwrap_or(now) + TimeDelta::hours(1)
+}
+
+/// One character per day: a bar from the lowest (or 0) to the highest number of the days shown,
+/// `\u{2022}` for text, `\u{b7}` for no value.
+fn sparkline(days: &[DayStatus]) -> String {
+    const BARS: [char; 8] = [
+        '\u{2581}', '\u{2582}', '\u{2583}', '\u{2584}', '\u{2585}', '\u{2586}', '\u{2587}',
+        '\u{2588}',
+    ];
+    let numbers: Vec<f64> = days
+        .iter()
+        .filter_map(|d| d.shown().and_then(Value::as_f64))
+        .collect();
+    let low = numbers.iter().copied().fold(0.0_f64, f64::min);
+    let high = numbers.iter().copied().fold(low, f64::max);
+    days.iter()
+        .map(|d| match d.shown() {
+            None => '\u{b7}',
+            Some(v) => match v.as_f64() {
+                None => '\u{2022}',
+                Some(_) if high <= low => BARS[0],
+                Some(x) => {
+                    let level = ((x - low) / (high - low) * 7.0).round();
+                    BARS[(level as usize).min(7)]
+                }
+            },
+        })
+        .collect()
+}
+
+/// The numbers next to the bars: the latest value and its day, the range, what is pending.
+fn summary(days: &[DayStatus]) -> String {
+    let Some(latest) = days.iter().rev().find(|d| d.shown().is_some()) else {
+        return "no values yet".to_owned();
+    };
+    let mut text = format!(
+        "latest {} ({})",
+        latest.shown().map(ToString::to_string).unwrap_or_default(),
+        latest.day
+    );
+    let numbers: Vec<f64> = days
+        .iter()
+        .filter_map(|d| d.shown().and_then(Value::as_f64))
+        .collect();
+    if numbers.len() > 1 {
+        let low = numbers.iter().copied().fold(f64::INFINITY, f64::min);
+        let high = numbers.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let _ = write!(text, ", {low}..{high}");
+    }
+    let pending = days.iter().filter(|d| d.pending.is_some()).count();
+    if pending > 0 {
+        let _ = write!(text, ", {pending} pending");
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn days(values: &[Option<i64>]) -> Vec<DayStatus> {
+        let mut day: Day = "2026-11-01".parse().unwrap();
+        values
+            .iter()
+            .map(|v| {
+                let d = DayStatus {
+                    day,
+                    value: v.map(Value::Int),
+                    pending: None,
+                };
+                day = day.succ();
+                d
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bars_scale_from_zero_to_the_highest_day() {
+        let line = sparkline(&days(&[Some(0), Some(7), None, Some(14), Some(3)]));
+        assert_eq!(line, "\u{2581}\u{2585}\u{b7}\u{2588}\u{2583}");
+        assert_eq!(sparkline(&days(&[None, None])), "\u{b7}\u{b7}");
+        assert_eq!(sparkline(&days(&[Some(0), Some(0)])), "\u{2581}\u{2581}");
+    }
+
+    #[test]
+    fn a_pending_value_is_what_the_day_will_hold() {
+        let mut d = days(&[Some(2), Some(4)]);
+        d[1].pending = Some(Value::Int(8));
+        assert_eq!(summary(&d), "latest 8 (2026-11-02), 2..8, 1 pending");
+        assert_eq!(summary(&days(&[None])), "no values yet");
+    }
+
+    #[test]
+    fn the_hour_ends_on_the_hour() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-20T14:35:10Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!(next_hour(now).to_rfc3339(), "2026-11-20T15:00:00+00:00");
     }
 }

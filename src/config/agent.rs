@@ -3,12 +3,14 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use chrono::NaiveTime;
 use serde::Deserialize;
+use url::Url;
 
 use super::error::{Locator, Seg};
-use super::{default_state_dir, expand_home, ConfigError, SecretSource, TokenStoreKind};
+use super::{default_state_dir, expand_home, parse_url, ConfigError, SecretSource, TokenStoreKind};
 use crate::schedule::{Plan, Schedule};
 use exist_api::Secret;
 
@@ -24,6 +26,9 @@ pub(super) struct RawAgent {
     pub listen_remote: Option<bool>,
     pub notify_secret: Option<String>,
     pub notify_secret_env: Option<String>,
+    pub on_failure: Option<Vec<String>>,
+    pub alert_after: Option<String>,
+    pub ping_url: Option<String>,
 }
 
 /// The `[agent]` table.
@@ -46,7 +51,26 @@ pub struct AgentConfig {
     pub listen_remote: bool,
     /// The shared secret notifications are signed with.
     pub notify_secret: Option<SecretSource>,
+    /// Who is told when runs fail (`on_failure`, `alert_after`, `ping_url`).
+    pub alerts: AlertConfig,
 }
+
+/// How the agent tells someone that runs fail (see `crate::alerts`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertConfig {
+    /// A program and its arguments, run once per failure episode (and once when it ends), with
+    /// `{message}`, `{exit_code}` and `{source}` replaced in each argument.
+    pub on_failure: Option<Vec<String>>,
+    /// How long temporary failures (exit 75) may last before they alert; other failures alert
+    /// at once.
+    pub alert_after: Duration,
+    /// A healthchecks-style URL: GET on success, `<url>/fail` on a failure that alerts.
+    pub ping_url: Option<Url>,
+}
+
+/// How long temporary failures may last unless `alert_after` says otherwise: a few hourly runs,
+/// so a short outage of Exist or the network tells nobody.
+pub const DEFAULT_ALERT_AFTER: Duration = Duration::from_secs(6 * 3600);
 
 pub(super) fn check(loc: &Locator<'_>, raw: RawAgent) -> Result<AgentConfig, ConfigError> {
     let at = |k| [Seg::Key("agent"), Seg::Key(k)];
@@ -137,7 +161,9 @@ pub(super) fn check(loc: &Locator<'_>, raw: RawAgent) -> Result<AgentConfig, Con
             ))
         }
     };
+    let alerts = check_alerts(loc, raw.on_failure, raw.alert_after, raw.ping_url)?;
     Ok(AgentConfig {
+        alerts,
         schedule,
         resync_days,
         day_starts,
@@ -146,5 +172,42 @@ pub(super) fn check(loc: &Locator<'_>, raw: RawAgent) -> Result<AgentConfig, Con
         listen,
         listen_remote,
         notify_secret,
+    })
+}
+
+fn check_alerts(
+    loc: &Locator<'_>,
+    on_failure: Option<Vec<String>>,
+    alert_after: Option<String>,
+    ping_url: Option<String>,
+) -> Result<AlertConfig, ConfigError> {
+    let at = |k| [Seg::Key("agent"), Seg::Key(k)];
+    if on_failure
+        .as_ref()
+        .is_some_and(|argv| argv.first().is_none_or(|p| p.trim().is_empty()))
+    {
+        return Err(loc.error(
+            &at("on_failure"),
+            "on_failure needs a program to run",
+            "write on_failure = [\"notify-send\", \"exist-agent\", \"{message}\"] (no shell unless you write [\"sh\", \"-c\", \"...\"])",
+        ));
+    }
+    let alert_after = match alert_after {
+        None => DEFAULT_ALERT_AFTER,
+        Some(text) => humantime::parse_duration(&text).map_err(|_| {
+            loc.error(
+                &at("alert_after"),
+                format!("\"{text}\" is not a duration"),
+                "write e.g. \"0s\" (alert at once), \"30m\" or \"6h\"",
+            )
+        })?,
+    };
+    let ping_url = ping_url
+        .map(|text| parse_url(loc, &at("ping_url"), &text))
+        .transpose()?;
+    Ok(AlertConfig {
+        on_failure,
+        alert_after,
+        ping_url,
     })
 }

@@ -18,7 +18,7 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use url::Url;
 
-pub use agent::AgentConfig;
+pub use agent::{AgentConfig, AlertConfig, DEFAULT_ALERT_AFTER};
 pub use attribute::{Aggregate, AttributeConfig, AttributeTarget};
 pub use error::ConfigError;
 use error::{Locator, Seg};

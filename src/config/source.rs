@@ -31,6 +31,7 @@ macro_rules! source_table {
             pub tz_offset_field: Option<String>,
             pub id_field: Option<String>,
             pub every: Option<String>,
+            pub stale_after: Option<String>,
             $(pub $field: $ty,)*
         }
 
@@ -42,6 +43,7 @@ macro_rules! source_table {
                     tz_offset_field: self.tz_offset_field.as_deref(),
                     id_field: self.id_field.as_deref(),
                     every: self.every.as_deref(),
+                    stale_after: self.stale_after.as_deref(),
                 }
             }
         }
@@ -55,6 +57,7 @@ pub(super) struct Common<'a> {
     pub tz_offset_field: Option<&'a str>,
     pub id_field: Option<&'a str>,
     pub every: Option<&'a str>,
+    pub stale_after: Option<&'a str>,
 }
 
 source_table!(
@@ -163,6 +166,8 @@ pub struct SourceConfig {
     pub tz_offset_field: Option<String>,
     /// How often to pull this source; `None`: every run.
     pub every: Option<Duration>,
+    /// How long the source may go without a new record before it is reported stale.
+    pub stale_after: Option<Duration>,
     /// What kind of source, with its own settings.
     pub kind: SourceKind,
 }
@@ -494,6 +499,7 @@ pub(super) fn check(
         date_field: common.date_field.to_owned(),
         tz_offset_field: common.tz_offset_field.map(str::to_owned),
         every: duration("every", common.every)?,
+        stale_after: duration("stale_after", common.stale_after)?,
         kind,
     })
 }

@@ -71,6 +71,10 @@ fn example_config_parses_and_documents_every_key() {
         "state_dir",
         "listen",
         "notify_secret_env",
+        "on_failure",
+        "alert_after",
+        "ping_url",
+        "stale_after",
         "name",
         "kind",
         "url",
@@ -262,4 +266,52 @@ fn secrets_in_config_are_redacted_in_debug_output() {
         c.exist.client_secret.resolve().unwrap().expose(),
         "s3cr3t-value"
     );
+}
+
+#[test]
+fn alerts_are_checked() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(c.agent.alerts.alert_after, DEFAULT_ALERT_AFTER);
+    assert_eq!(
+        (
+            c.agent.alerts.on_failure.clone(),
+            c.agent.alerts.ping_url.clone()
+        ),
+        (None, None)
+    );
+    let with =
+        |agent: &str| MINIMAL.replace("[[source]]", &format!("[agent]\n{agent}\n\n[[source]]"));
+    let c = parse(&with(
+        "on_failure = [\"notify-send\", \"{message}\"]\nalert_after = \"30m\"\nping_url = \"https://hc-ping.com/x\"",
+    ))
+    .unwrap();
+    assert_eq!(
+        c.agent.alerts.alert_after,
+        std::time::Duration::from_secs(1800)
+    );
+    assert_eq!(
+        c.agent.alerts.ping_url.unwrap().as_str(),
+        "https://hc-ping.com/x"
+    );
+    let e = error(&with("on_failure = []"));
+    assert_eq!((e.key.as_str(), e.line), ("agent.on_failure", Some(6)));
+    assert!(error(&with("alert_after = \"soon\""))
+        .problem
+        .contains("not a duration"));
+    assert!(error(&with("ping_url = \"hc-ping.com/x\""))
+        .problem
+        .contains("not an http(s) URL"));
+    let stale = MINIMAL.replace(
+        "date_field = \"startTime\"",
+        "date_field = \"startTime\"\nstale_after = \"3 days\"",
+    );
+    assert_eq!(
+        parse(&stale).unwrap().sources[0].stale_after,
+        Some(std::time::Duration::from_secs(3 * 86400))
+    );
+    let e = error(&MINIMAL.replace(
+        "date_field = \"startTime\"",
+        "date_field = \"startTime\"\nstale_after = \"often\"",
+    ));
+    assert_eq!(e.key, "source[1].stale_after");
 }

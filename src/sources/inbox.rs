@@ -195,6 +195,7 @@ mod tests {
             date_field: "date".into(),
             tz_offset_field: None,
             every: None,
+            stale_after: None,
             kind: SourceKind::Inbox(inbox.clone()),
         };
         (source, inbox)

@@ -85,6 +85,16 @@ impl Reader<'_> {
         Ok(n.unwrap_or(0).unsigned_abs())
     }
 
+    /// The newest day `source` has a stored record on.
+    pub fn newest_record_day(&self, source: &str) -> Result<Option<Day>, StoreError> {
+        let day: Option<Option<String>> = self.one(
+            "SELECT MAX(day) FROM records WHERE source = ?1",
+            [source],
+            |r| r.get(0),
+        )?;
+        day.flatten().map(|d| self.parse_day(&d)).transpose()
+    }
+
     /// Days of `source` whose records changed since [`Tx::clear_dirty_days`] was last called.
     pub fn dirty_days(&self, source: &str) -> Result<Vec<Day>, StoreError> {
         self.days(

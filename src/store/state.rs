@@ -16,6 +16,19 @@ const DAY_BASIS: &str = "day_basis";
 /// The start of the daemon's last scheduled run, so a restart catches up at most once.
 const DAEMON_LAST_RUN: &str = "daemon_last_run";
 
+/// The failure episode runs are in, if the last run failed (JSON of [`FailureEpisode`]).
+const FAILURE_EPISODE: &str = "failure_episode";
+
+/// The newest day a source read whole had a record on, at its last pull (it keeps no records).
+fn newest_day_key(source: &str) -> String {
+    format!("newest_day:{source}")
+}
+
+/// That the staleness of a source was alerted (the value: its newest day then).
+fn stale_alerted_key(source: &str) -> String {
+    format!("stale_alerted:{source}")
+}
+
 /// How far a backfill of `source` from `from` got: the end of the last window it completed.
 fn backfill_key(source: &str, from: Day) -> String {
     format!("backfill:{source}:{from}")
@@ -54,6 +67,19 @@ pub struct Delivered {
     pub records: u64,
     /// How many were skipped.
     pub skipped: u64,
+}
+
+/// Runs failing since `since`: what `crate::alerts` remembers between runs, so that one failure
+/// episode alerts once, however many runs it lasts.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailureEpisode {
+    /// When the first failed run of the episode ended.
+    pub since: DateTime<Utc>,
+    /// Failed runs in the episode.
+    pub failures: u32,
+    /// Whether the episode was alerted (so the success that ends it says so).
+    pub alerted: bool,
 }
 
 /// Where a resumable backfill stands.
@@ -141,6 +167,30 @@ impl Reader<'_> {
             .ok_or_else(|| self.corrupt(format!("bad delivery `{text}` in meta {key}")))
     }
 
+    /// The failure episode runs are in, if the last run failed.
+    pub fn failure_episode(&self) -> Result<Option<FailureEpisode>, StoreError> {
+        self.meta(FAILURE_EPISODE)?
+            .map(|text| {
+                serde_json::from_str(&text)
+                    .map_err(|_| self.corrupt(format!("bad failure episode `{text}`")))
+            })
+            .transpose()
+    }
+
+    /// The newest day the source read whole had a record on, at its last pull.
+    pub fn newest_whole_day(&self, source: &str) -> Result<Option<Day>, StoreError> {
+        self.meta(&newest_day_key(source))?
+            .map(|d| self.parse_day(&d))
+            .transpose()
+    }
+
+    /// The source's newest day when its staleness was alerted, if it was.
+    pub fn stale_alerted(&self, source: &str) -> Result<Option<Day>, StoreError> {
+        self.meta(&stale_alerted_key(source))?
+            .map(|d| self.parse_day(&d))
+            .transpose()
+    }
+
     /// Whether the attribute with this configuration key was computed before.
     pub fn computed_before(&self, attribute_key: &str) -> Result<bool, StoreError> {
         Ok(self.meta(&computed_key(attribute_key))?.is_some())
@@ -154,6 +204,35 @@ impl Writer<'_> {
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             [key, value],
         )
+    }
+
+    fn delete_meta(&self, key: &str) -> Result<(), StoreError> {
+        self.exec("DELETE FROM meta WHERE key = ?1", [key])
+    }
+
+    /// Notes the failure episode runs are in; `None` ends it.
+    pub fn set_failure_episode(&self, episode: Option<&FailureEpisode>) -> Result<(), StoreError> {
+        match episode {
+            None => self.delete_meta(FAILURE_EPISODE),
+            Some(e) => self.set_meta(
+                FAILURE_EPISODE,
+                &serde_json::to_string(e).expect("an episode serializes"),
+            ),
+        }
+    }
+
+    /// Notes the newest day a source read whole had a record on.
+    pub fn set_newest_whole_day(&self, source: &str, day: Day) -> Result<(), StoreError> {
+        self.set_meta(&newest_day_key(source), &day.to_string())
+    }
+
+    /// Notes that the source's staleness was alerted at its newest day `day`; `None`: it is
+    /// fresh again.
+    pub fn set_stale_alerted(&self, source: &str, day: Option<Day>) -> Result<(), StoreError> {
+        match day {
+            None => self.delete_meta(&stale_alerted_key(source)),
+            Some(d) => self.set_meta(&stale_alerted_key(source), &d.to_string()),
+        }
     }
 
     /// Caches the profile's timezone, asked now.

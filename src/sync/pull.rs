@@ -38,6 +38,8 @@ pub(super) struct DayTotals {
     newest: Option<NewestById>,
     /// Records taken in.
     pub records: u64,
+    /// The newest day a record fell on (how fresh the source is).
+    latest_day: Option<Day>,
 }
 
 impl DayTotals {
@@ -49,12 +51,14 @@ impl DayTotals {
             days: HashMap::new(),
             newest: source.kind.id_field().map(|_| NewestById::default()),
             records: 0,
+            latest_day: None,
         }
     }
 
     /// Takes one record in; a measure that cannot be used is named in `malformed` and left out.
     fn add(&mut self, record: Record, day: Day, malformed: &mut Vec<Malformed>) {
         self.records += 1;
+        self.latest_day = self.latest_day.max(Some(day));
         let at = sort_key(&record.time, self.tz);
         let source = &self.source;
         let location = &record.location;
@@ -452,13 +456,16 @@ impl<'a> Pull<'a> {
                         (a, b) => a.or(b).or(Some(done - chrono::Duration::days(31))),
                     };
                     self.bar.inc(1);
-                    let size = totals.as_deref().map(|t| t.records);
+                    let size = totals.as_deref().map(|t| (t.records, t.latest_day));
                     Ok(store.transaction(|tx| {
                         if let Some(from) = self.backfill_from {
                             tx.set_backfill_progress(&name, from, done)?;
                         }
-                        if let Some(size) = size {
+                        if let Some((size, latest)) = size {
                             tx.set_whole_source_records(&name, size)?;
+                            if let Some(day) = latest {
+                                tx.set_newest_whole_day(&name, day)?;
+                            }
                         }
                         tx.set_cursor(&name, &cursor)
                     })?)

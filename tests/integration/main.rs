@@ -3,6 +3,7 @@
 
 mod common;
 
+mod alerts;
 mod config_errors;
 mod daemon;
 mod demo;
@@ -12,7 +13,10 @@ mod fidelity;
 mod first_day;
 mod fuzz_smoke;
 mod inbox;
+mod init;
 mod oauth_sources;
+mod output;
+mod package;
 mod properties;
 mod readme;
 mod sources;

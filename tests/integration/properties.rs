@@ -1085,6 +1085,7 @@ fn source_config(kind: SourceKind) -> SourceConfig {
         date_field: "date".into(),
         tz_offset_field: Some("tzOffset".into()),
         every: None,
+        stale_after: None,
         kind,
     }
 }

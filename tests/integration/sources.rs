@@ -27,6 +27,7 @@ fn source_config(name: &str, date_field: &str, kind: SourceKind) -> SourceConfig
         date_field: date_field.into(),
         tz_offset_field: Some("tzOffset".into()),
         every: None,
+        stale_after: None,
         kind,
     }
 }
