@@ -23,8 +23,9 @@ pub use error::ConfigError;
 use error::{Locator, Seg};
 pub use exist::ExistConfig;
 pub use source::{
-    CommandSourceConfig, FileSourceConfig, HttpAuth, HttpSourceConfig, PullMode, RecordFormat,
-    SourceConfig, SourceKind,
+    CommandSourceConfig, FileSourceConfig, HttpAuth, HttpSourceConfig, JsonPointer, Paging,
+    PullMode, RecordFormat, SecretFrom, SourceConfig, SourceKind, SqliteSourceConfig, TimeFormat,
+    Window, END_IN_PATH, START_IN_PATH,
 };
 
 pub use crate::schedule::Schedule;
