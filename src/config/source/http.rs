@@ -794,3 +794,266 @@ fn check_paging(loc: &Locator<'_>, i: usize, paging: &Paging) -> Result<(), Conf
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::{
+        Config, ConfigError, HttpAuth, HttpSourceConfig, JsonPointer, Paging, SecretFrom,
+        SourceKind, TimeFormat, Window,
+    };
+
+    const HEAD: &str = "[exist]\nclient_id = \"abc\"\n\n[[source]]\nname = \"s\"\nkind = \"http\"\ndate_field = \"day\"\n";
+
+    fn http(keys: &str) -> Result<HttpSourceConfig, ConfigError> {
+        let text = format!("{HEAD}{keys}\n");
+        let config = Config::parse(Path::new("/etc/test.toml"), &text)?;
+        match config.sources.into_iter().next().map(|s| s.kind) {
+            Some(SourceKind::Http(h)) => Ok(h),
+            other => panic!("an http source, not {other:?}"),
+        }
+    }
+
+    fn refused(keys: &str) -> ConfigError {
+        http(keys).expect_err("the configuration should be refused")
+    }
+
+    const URL: &str = "url = \"https://api.example.com/v2/daily\"\n";
+
+    #[test]
+    fn every_dialect_is_read_into_its_type() {
+        let h = http(&format!(
+            "{URL}auth = {{ bearer_env = \"OURA_TOKEN\" }}\nrecords = \"/data\"\nwindow = {{ style = \"dates\", start = \"start_date\", end = \"end_date\", lookback_days = 3 }}\npaging = {{ style = \"cursor\", token = \"/next_token\", param = \"next_token\" }}\nmax_requests = 40"
+        ))
+        .unwrap();
+        assert_eq!(h.auth, HttpAuth::Bearer(SecretFrom::Env("OURA_TOKEN".into())));
+        assert_eq!(h.records, Some(JsonPointer::parse("/data").unwrap()));
+        assert_eq!(
+            h.window,
+            Window::Dates {
+                start: Some("start_date".into()),
+                end: Some("end_date".into()),
+                lookback_days: 3,
+                end_exclusive: false
+            }
+        );
+        assert_eq!(
+            h.paging,
+            Paging::Cursor {
+                token: JsonPointer::parse("/next_token").unwrap(),
+                param: "next_token".into()
+            }
+        );
+        assert_eq!(h.max_requests, 40);
+        // The defaults are the health-data conventions.
+        let plain = http(URL).unwrap();
+        assert_eq!(
+            (plain.window, plain.paging, plain.records, plain.auth),
+            (Window::default(), Paging::Link {}, None, HttpAuth::None)
+        );
+    }
+
+    #[test]
+    fn every_auth_form_is_read() {
+        let cases = [
+            (
+                "{ basic_user_env = \"U\", basic_password_env = \"P\" }",
+                HttpAuth::Basic {
+                    user: SecretFrom::Env("U".into()),
+                    password: Some(SecretFrom::Env("P".into())),
+                },
+            ),
+            (
+                "{ header = \"X-Api-Key\", value_env = \"K\" }",
+                HttpAuth::Header {
+                    name: "X-Api-Key".into(),
+                    value: SecretFrom::Env("K".into()),
+                },
+            ),
+            (
+                "{ query = \"api_key\", value_env = \"K\" }",
+                HttpAuth::Query {
+                    param: "api_key".into(),
+                    value: SecretFrom::Env("K".into()),
+                },
+            ),
+            (
+                "{ command = [\"pass\", \"show\", \"oura\"] }",
+                HttpAuth::Bearer(SecretFrom::Command(vec![
+                    "pass".into(),
+                    "show".into(),
+                    "oura".into(),
+                ])),
+            ),
+        ];
+        for (auth, expected) in cases {
+            assert_eq!(http(&format!("{URL}auth = {auth}")).unwrap().auth, expected, "{auth}");
+        }
+        // The keys of the first release still work.
+        assert_eq!(
+            http(&format!("{URL}basic_user_env = \"KEY\"")).unwrap().auth,
+            HttpAuth::Basic {
+                user: SecretFrom::Env("KEY".into()),
+                password: None
+            }
+        );
+    }
+
+    #[test]
+    fn auth_that_cannot_be_used_is_refused_at_its_key() {
+        for (auth, key, says) in [
+            ("{ bearer_env = \"A\", query = \"k\", value_env = \"B\" }", "source[1].auth", "exactly one of"),
+            ("{ header = \"X-Key\" }", "source[1].auth.value_env", "needs value_env"),
+            ("{ header = \"Bad Header\", value_env = \"K\" }", "source[1].auth.header", "not an HTTP header name"),
+            ("{ bearer_env = \"A\", value_env = \"B\" }", "source[1].auth.value_env", "does not go with"),
+            ("{ command = [] }", "source[1].auth.command", "is empty"),
+            ("{ bearer_env = \"\" }", "source[1].auth.bearer_env", "is empty"),
+            ("{ token = \"A\" }", "source[1].auth", "`token` does not apply to `auth`"),
+        ] {
+            let e = refused(&format!("{URL}auth = {auth}"));
+            assert_eq!(e.key, key, "{auth}: {e}");
+            assert!(e.problem.contains(says), "{auth}: {e}");
+            assert_eq!(e.line, Some(9), "{auth}: {e}");
+        }
+        let e = refused(&format!("{URL}token_env = \"T\"\nauth = {{ bearer_env = \"A\" }}"));
+        assert_eq!(e.key, "source[1].token_env");
+    }
+
+    #[test]
+    fn styles_are_checked_when_the_configuration_is_read() {
+        for (keys, key, says, fix) in [
+            (
+                "paging = { style = \"scroll\" }",
+                "source[1].paging",
+                "\"scroll\" is not a paging style",
+                "`link`, `offset`, `page`, `next_url`, `cursor`, `none`",
+            ),
+            (
+                "window = { style = \"dates\", end = \"to\" }",
+                "source[1].window",
+                "a dates window needs `start`",
+                "{start} in the url",
+            ),
+            (
+                "window = { style = \"dates\", start = \"from\", end = \"to\", format = \"epoch\" }",
+                "source[1].window",
+                "`format` does not apply to a dates window",
+                "`lookback_days`",
+            ),
+            (
+                "window = { style = \"timestamps\", start = \"from\", end = \"to\" }",
+                "source[1].window",
+                "a timestamps window needs `format`",
+                "config.example.toml",
+            ),
+            (
+                "window = { style = \"timestamps\", start = \"from\", end = \"to\", format = \"%Q\" }",
+                "source[1].window",
+                "\"%Q\" is not a time format",
+                "config.example.toml",
+            ),
+            (
+                "paging = { style = \"cursor\", token = \"next_token\", param = \"next\" }",
+                "source[1].paging",
+                "is not a JSON Pointer",
+                "config.example.toml",
+            ),
+            (
+                "paging = { style = \"cursor\", token = \"/next_token\" }",
+                "source[1].paging",
+                "a cursor paging needs `param`",
+                "config.example.toml",
+            ),
+            (
+                "paging = { style = \"offset\", param = \"offset\", limit = 100 }",
+                "source[1].paging.limit",
+                "without limit_param",
+                "limit_param =",
+            ),
+            (
+                "paging = { style = \"page\", param = \"\" }",
+                "source[1].paging.param",
+                "is empty",
+                "parameter's name",
+            ),
+            (
+                "window = { lookback_days = 2 }",
+                "source[1].window",
+                "needs `style`",
+                "config.example.toml",
+            ),
+            (
+                "records = \"/data~2\"",
+                "source[1].records",
+                "`~` must be followed by 0",
+                "records = \"/data\"",
+            ),
+            (
+                "paging = { style = \"none\" }\npage_limit = 100",
+                "source[1].page_limit",
+                "pages by none",
+                "remove it",
+            ),
+            (
+                "window = { style = \"dates\", start = \"a\", end = \"b\", lookback_days = 400 }",
+                "source[1].window.lookback_days",
+                "outside 0..=366",
+                "lookback_days = 3",
+            ),
+        ] {
+            let e = refused(&format!("{URL}{keys}"));
+            assert_eq!(e.key, key, "{keys}: {e}");
+            assert!(e.problem.contains(says), "{keys}: {e}");
+            assert!(e.fix.contains(fix), "{keys}: {e}");
+            assert!(e.line.is_some(), "{keys}: {e}");
+        }
+    }
+
+    #[test]
+    fn window_bounds_may_go_in_the_urls_path_but_not_twice() {
+        let h = http("url = \"http://ha.local:8123/api/history/period/{start}\"\nwindow = { style = \"timestamps\", format = \"rfc3339\", end = \"end_time\" }").unwrap();
+        assert_eq!(h.url.path(), "/api/history/period/%7Bstart%7D");
+        assert!(matches!(
+            h.window,
+            Window::Timestamps { start: None, format: TimeFormat::Rfc3339, .. }
+        ));
+        let e = refused("url = \"http://h/p/{start}\"\nwindow = { style = \"dates\", start = \"from\", end = \"to\" }");
+        assert_eq!(e.key, "source[1].window.start");
+        assert!(e.problem.contains("both the parameter"), "{e}");
+        let e = refused("url = \"http://h/p/{end}\"");
+        assert_eq!(e.key, "source[1].url");
+        assert!(e.problem.contains("only a dates or timestamps window fills"), "{e}");
+    }
+
+    #[test]
+    fn windows_of_days_may_span_a_year_and_change_times_a_month() {
+        let dates = "window = { style = \"dates\", start = \"a\", end = \"b\" }";
+        assert_eq!(http(&format!("{URL}{dates}\nwindow_days = 92")).unwrap().window_days, 92);
+        let e = refused(&format!("{URL}window_days = 92"));
+        assert!(e.fix.contains("at most 31 days"), "{e}");
+    }
+
+    #[test]
+    fn a_sqlite_source_needs_a_query() {
+        let text = "[exist]\nclient_id = \"abc\"\n\n[[source]]\nname = \"band\"\nkind = \"sqlite\"\npath = \"~/Gadgetbridge\"\nquery = \"SELECT ts, steps FROM samples\"\ndate_field = \"ts\"\n";
+        let config = Config::parse(Path::new("/etc/test.toml"), text).unwrap();
+        let Some(SourceKind::Sqlite(q)) = config.sources.first().map(|s| &s.kind) else {
+            panic!("a sqlite source")
+        };
+        assert_eq!(q.query, "SELECT ts, steps FROM samples");
+        assert!(q.path.ends_with("Gadgetbridge") && !q.path.starts_with("~"));
+        let e = Config::parse(
+            Path::new("/etc/test.toml"),
+            &text.replace("SELECT ts, steps FROM samples", " "),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "source[1].query");
+        let e = Config::parse(
+            Path::new("/etc/test.toml"),
+            &text.replace("date_field", "url = \"http://x\"\ndate_field"),
+        )
+        .unwrap_err();
+        assert!(e.problem.contains("it is a key of http sources"), "{e}");
+    }
+}
