@@ -183,9 +183,12 @@ impl HttpSource {
                     records: found.count,
                     total,
                 })
-                .map_err(|stop| self.stopped(&url, stop))?;
+                .map_err(|stop| self.stopped(&url, stop));
+            // The page is handed over even when its next one cannot be followed: its records
+            // are good, only the cursor stays behind.
             self.deliver_page(take_records(&mut body, &found), page_number, sink, summary)?;
             summary.pages += 1;
+            let next = next?;
             let Some(next) = next else { break };
             empty_in_a_row = if found.count == 0 { empty_in_a_row + 1 } else { 0 };
             if empty_in_a_row >= MAX_EMPTY_PAGES {

@@ -44,6 +44,21 @@ fn run(world: &World, env: &[(&str, &str)]) -> assert_cmd::assert::Assert {
     cmd.args(["run", "--once"]).assert()
 }
 
+/// `doctor`'s line about `source`, which must pass along with every other check.
+fn doctor_line(world: &World, env: &[(&str, &str)], source: &str) -> String {
+    let mut cmd = world.cmd();
+    for (name, value) in env {
+        cmd.env(name, value);
+    }
+    let out = cmd.arg("doctor").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "doctor failed:\n{text}");
+    text.lines()
+        .find(|l| l.starts_with(&format!("ok    source {source} ")))
+        .unwrap_or_else(|| panic!("no line for source {source}:\n{text}"))
+        .to_owned()
+}
+
 /// Exist's calls so far: acquire, create, update.
 fn exist_calls(world: &World) -> (usize, usize, usize) {
     (
@@ -133,6 +148,8 @@ fn oura_daily_activity_by_dates_and_cursor_pages() {
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].query_value("start_date"), Some(recent_day.as_str()));
     assert_eq!(again[0].query_value("end_date"), Some(today.to_string().as_str()));
+    let line = doctor_line(&world, &token, "oura");
+    assert!(line.contains("(dates window, cursor paging); 0 record(s) at `/data`"), "{line}");
 }
 
 #[test]
@@ -168,6 +185,9 @@ fn wakatime_summaries_by_date_range() {
 
     run(&world, &key).success();
     assert_eq!(exist_calls(&world), (0, 1, 1), "the second run sends nothing");
+    // The recent days: two, and today, zeros all.
+    let line = doctor_line(&world, &key, "wakatime");
+    assert!(line.contains("(dates window, none paging); 3 record(s) at `/data`"), "{line}");
 }
 
 #[test]
@@ -213,6 +233,8 @@ fn toggl_time_entries_by_a_range_of_the_users_days() {
     run(&world, &env).success();
     assert_eq!(exist_calls(&world), (0, 1, 1), "the second run sends nothing");
     assert_eq!(fake.requests().len(), 2, "every = \"1h\": not due again yet");
+    let line = doctor_line(&world, &env, "toggl");
+    assert!(line.contains("(timestamps window, none paging)") && line.contains("in the reply itself"), "{line}");
 }
 
 #[test]
@@ -259,6 +281,8 @@ fn home_assistant_history_with_an_access_token() {
     run(&world, &token).success();
     assert_eq!(exist_calls(&world), (0, 1, 1), "the second run sends nothing");
     assert_eq!(fake.requests()[2].path, requests[1].path);
+    let line = doctor_line(&world, &token, "desk");
+    assert!(line.contains("1 record(s) at `/0`"), "the state at the start: {line}");
 }
 
 #[test]
@@ -294,6 +318,8 @@ fn activitywatch_screen_time_from_its_local_api() {
 
     run(&world, &[]).success();
     assert_eq!(exist_calls(&world), (0, 1, 1), "the second run sends nothing");
+    let line = doctor_line(&world, &[], "screen");
+    assert!(line.contains("0 record(s) in the reply itself"), "{line}");
 }
 
 #[test]
@@ -316,4 +342,6 @@ fn gadgetbridge_daily_steps_from_its_database() {
 
     run(&world, &[]).success();
     assert_eq!(exist_calls(&world), (1, 0, 1), "the second run sends nothing");
+    let line = doctor_line(&world, &[], "band");
+    assert!(line.contains("opens read-only; the query gives ts, steps"), "{line}");
 }

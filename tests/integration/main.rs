@@ -6,6 +6,7 @@ mod common;
 mod config_errors;
 mod daemon;
 mod demo;
+mod dialects;
 mod examples;
 mod exist_client;
 mod faults;
