@@ -471,7 +471,8 @@ fn check_sqlite(name: String, source: &SourceConfig, sqlite: &SqliteSourceConfig
             Check::fail(
                 name,
                 detail_of(source, &e),
-                e.fix().unwrap_or_else(|| "check the source's path and query".into()),
+                e.fix()
+                    .unwrap_or_else(|| "check the source's path and query".into()),
             )
         }
     }

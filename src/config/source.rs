@@ -151,6 +151,10 @@ pub struct SourceConfig {
 
 /// The kinds of source.
 #[derive(Debug, Clone)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a handful of sources, each read once from the configuration"
+)]
 pub enum SourceKind {
     /// An HTTP API, in one of the dialects of [`HttpSourceConfig`].
     Http(HttpSourceConfig),

@@ -190,7 +190,11 @@ impl HttpSource {
             summary.pages += 1;
             let next = next?;
             let Some(next) = next else { break };
-            empty_in_a_row = if found.count == 0 { empty_in_a_row + 1 } else { 0 };
+            empty_in_a_row = if found.count == 0 {
+                empty_in_a_row + 1
+            } else {
+                0
+            };
             if empty_in_a_row >= MAX_EMPTY_PAGES {
                 return Err(self.unbounded(
                     format!("the source kept sending empty pages that lead to another one ({MAX_EMPTY_PAGES} in a row, at {url})"),
@@ -441,7 +445,12 @@ impl HttpSource {
             .map_err(reqwest::Error::without_url)?;
         let status = response.status();
         let headers = response.headers().clone();
-        let body = Vec::from(response.bytes().await.map_err(reqwest::Error::without_url)?);
+        let body = Vec::from(
+            response
+                .bytes()
+                .await
+                .map_err(reqwest::Error::without_url)?,
+        );
         Ok((status, Page { headers, body }))
     }
 }
@@ -599,7 +608,9 @@ mod tests {
             let body = json!({"meta": {}, key: [{}, {}]});
             assert_eq!(found(None, body), Ok((format!("/{key}"), 2)), "{key}");
         }
-        assert!(found(None, json!({"meta": 1})).unwrap_err().contains("keys: meta"));
+        assert!(found(None, json!({"meta": 1}))
+            .unwrap_err()
+            .contains("keys: meta"));
         assert!(parse_body(b"<html>").unwrap_err().contains("not JSON"));
         assert!(found(None, json!(42)).unwrap_err().contains("not a list"));
     }
@@ -621,12 +632,18 @@ mod tests {
         assert_eq!(found(Some("/0"), json!([[{}, {}]])), Ok(("/0".into(), 2)));
         assert_eq!(found(Some("/0"), json!([])), Ok(("/0".into(), 0)));
         assert_eq!(found(Some(""), json!([{}])), Ok((String::new(), 1)));
-        assert_eq!(found(Some("/data"), json!({"data": null})), Ok(("/data".into(), 0)));
+        assert_eq!(
+            found(Some("/data"), json!({"data": null})),
+            Ok(("/data".into(), 0))
+        );
         // An object is one record; escaped tokens are read as RFC 6901 says.
         let mut body = json!({"a/b": {"c~d": {"steps": 3}}});
         let at = found(Some("/a~1b/c~0d"), body.clone()).unwrap();
         assert_eq!(at.1, 1);
-        let f = Found { at: at.0, count: at.1 };
+        let f = Found {
+            at: at.0,
+            count: at.1,
+        };
         assert_eq!(take_records(&mut body, &f), vec![json!({"steps": 3})]);
     }
 
@@ -659,5 +676,4 @@ mod tests {
         let waits: Vec<_> = (1..=3).map(|n| policy.backoff(n).as_millis()).collect();
         assert_eq!(waits, vec![100, 200, 400]);
     }
-
 }

@@ -91,7 +91,6 @@ impl SqliteSource {
         let statement = prepare(&conn, &self.query).map_err(|e| self.failed(e))?;
         Ok(statement
             .column_names()
-            .into_iter()
             .map(str::to_owned)
             .collect())
     }
@@ -232,7 +231,6 @@ fn stream_rows(
     let mut statement = prepare(conn, query)?;
     let names: Vec<String> = statement
         .column_names()
-        .into_iter()
         .map(str::to_owned)
         .collect();
     let mut rows = statement.query([])?;
@@ -329,7 +327,7 @@ mod tests {
             .unwrap();
         let conn = open(&path).unwrap();
         for query in ["DELETE FROM t", "INSERT INTO t VALUES (2)"] {
-            let err = prepare(&conn, query).err().expect("refused");
+            let err = prepare(&conn, query).expect_err("refused");
             assert!(err.problem.contains("only reads"), "{}", err.problem);
         }
         let n: i64 = owner

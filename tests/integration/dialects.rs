@@ -34,18 +34,24 @@ fn source(source: &str) -> SourceConfig {
 
 /// An HTTP source named `s` at `url` with `keys`, retrying without waiting long.
 fn http(url: &str, keys: &str) -> HttpSource {
-    let date = if keys.contains("date_field") { "" } else { "date_field = \"day\"\n" };
+    let date = if keys.contains("date_field") {
+        ""
+    } else {
+        "date_field = \"day\"\n"
+    };
     let config = source(&format!(
         "name = \"s\"\nkind = \"http\"\nurl = \"{url}\"\n{date}{keys}"
     ));
     let SourceKind::Http(h) = &config.kind else {
         unreachable!("an http source")
     };
-    HttpSource::new(&config, h).unwrap().with_retry(RetryPolicy {
-        attempts: 3,
-        base_delay: Duration::from_millis(10),
-        ..RetryPolicy::default()
-    })
+    HttpSource::new(&config, h)
+        .unwrap()
+        .with_retry(RetryPolicy {
+            attempts: 3,
+            base_delay: Duration::from_millis(10),
+            ..RetryPolicy::default()
+        })
 }
 
 /// Pulls, collecting every event.
@@ -100,31 +106,28 @@ struct Scripted {
 }
 
 impl Scripted {
-    async fn start(script: impl Fn(&Seen, usize) -> (StatusCode, Value) + Send + Sync + 'static) -> Self {
+    async fn start(
+        script: impl Fn(&Seen, usize) -> (StatusCode, Value) + Send + Sync + 'static,
+    ) -> Self {
         let script: Arc<Script> = Arc::new(script);
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let log = seen.clone();
-        let app = axum::Router::new().fallback(
-            move |uri: axum::http::Uri, headers: HeaderMap| {
-                let (script, log) = (script.clone(), log.clone());
-                async move {
-                    let query = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-                        .into_owned()
-                        .collect();
-                    let request = Seen {
-                        query,
-                        headers,
-                    };
-                    let n = {
-                        let mut log = log.lock().unwrap();
-                        log.push(request.clone());
-                        log.len() - 1
-                    };
-                    let (status, body) = script(&request, n);
-                    (status, axum::Json(body))
-                }
-            },
-        );
+        let app = axum::Router::new().fallback(move |uri: axum::http::Uri, headers: HeaderMap| {
+            let (script, log) = (script.clone(), log.clone());
+            async move {
+                let query = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+                    .into_owned()
+                    .collect();
+                let request = Seen { query, headers };
+                let n = {
+                    let mut log = log.lock().unwrap();
+                    log.push(request.clone());
+                    log.len() - 1
+                };
+                let (status, body) = script(&request, n);
+                (status, axum::Json(body))
+            }
+        });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/v1/items", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -146,7 +149,10 @@ fn item(id: usize) -> Value {
 #[tokio::test]
 async fn a_cursor_that_comes_back_stops_the_pull_as_a_loop() {
     let server = Scripted::start(|_, n| {
-        (StatusCode::OK, json!({"data": [item(n)], "next": if n == 0 { "a" } else { "b" }}))
+        (
+            StatusCode::OK,
+            json!({"data": [item(n)], "next": if n == 0 { "a" } else { "b" }}),
+        )
     })
     .await;
     let source = http(
@@ -156,7 +162,12 @@ async fn a_cursor_that_comes_back_stops_the_pull_as_a_loop() {
     let (result, events) = pull(&source, NOW).await;
     let error = result.unwrap_err();
     assert!(matches!(error, SourceError::PagingLoops { .. }), "{error}");
-    assert!(error.to_string().contains("the paging loops: the cursor `b`"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("the paging loops: the cursor `b`"),
+        "{error}"
+    );
     assert_eq!(server.seen().len(), 3, "a, b, then b again");
     assert_eq!(windows_done(&events), 0, "the cursor stays where it was");
     assert_eq!(records(&events).len(), 3, "what was read is handed over");
@@ -165,7 +176,10 @@ async fn a_cursor_that_comes_back_stops_the_pull_as_a_loop() {
 #[tokio::test]
 async fn a_cursor_that_never_ends_stops_at_max_pages() {
     let server = Scripted::start(|_, n| {
-        (StatusCode::OK, json!({"items": [item(n)], "cursor": {"next": n + 1}}))
+        (
+            StatusCode::OK,
+            json!({"items": [item(n)], "cursor": {"next": n + 1}}),
+        )
     })
     .await;
     let source = http(
@@ -175,23 +189,36 @@ async fn a_cursor_that_never_ends_stops_at_max_pages() {
     let (result, events) = pull(&source, NOW).await;
     let error = result.unwrap_err();
     assert!(matches!(error, SourceError::Unbounded { .. }), "{error}");
-    assert!(error.to_string().contains("past 5 pages (max_pages)"), "{error}");
+    assert!(
+        error.to_string().contains("past 5 pages (max_pages)"),
+        "{error}"
+    );
     let seen = server.seen();
     assert_eq!(seen.len(), 5);
-    assert_eq!(seen[4].query["c"], "4", "the token goes back as the parameter");
+    assert_eq!(
+        seen[4].query["c"], "4",
+        "the token goes back as the parameter"
+    );
     assert_eq!(windows_done(&events), 0);
 }
 
 #[tokio::test]
 async fn next_urls_are_followed_until_they_go_in_a_circle() {
     let server = Scripted::start(|seen, _| {
-        let page: u32 = seen.query.get("p").and_then(|p| p.parse().ok()).unwrap_or(1);
+        let page: u32 = seen
+            .query
+            .get("p")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(1);
         let next = match page {
             1 => json!("/v1/items?p=2"),
             2 => json!("/v1/items?p=3"),
             _ => json!("/v1/items?p=2"),
         };
-        (StatusCode::OK, json!({"results": [item(page as usize)], "links": {"next": next}}))
+        (
+            StatusCode::OK,
+            json!({"results": [item(page as usize)], "links": {"next": next}}),
+        )
     })
     .await;
     let source = http(
@@ -206,8 +233,15 @@ async fn next_urls_are_followed_until_they_go_in_a_circle() {
 
     // A next URL that ends: every page read, the window done.
     let server = Scripted::start(|seen, _| {
-        let next = if seen.query.contains_key("p") { Value::Null } else { json!("/v1/items?p=2") };
-        (StatusCode::OK, json!({"results": [item(seen.query.len())], "links": {"next": next}}))
+        let next = if seen.query.contains_key("p") {
+            Value::Null
+        } else {
+            json!("/v1/items?p=2")
+        };
+        (
+            StatusCode::OK,
+            json!({"results": [item(seen.query.len())], "links": {"next": next}}),
+        )
     })
     .await;
     let source = http(
@@ -228,10 +262,17 @@ async fn an_offset_the_source_ignores_is_a_loop_and_a_short_page_ends_the_query(
     );
     let (result, _) = pull(&source, NOW).await;
     let error = result.unwrap_err();
-    assert!(error.to_string().contains("does not take `skip`"), "{error}");
+    assert!(
+        error.to_string().contains("does not take `skip`"),
+        "{error}"
+    );
 
     let server = Scripted::start(|seen, _| {
-        let skip: usize = seen.query.get("skip").and_then(|s| s.parse().ok()).unwrap_or(0);
+        let skip: usize = seen
+            .query
+            .get("skip")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         let page: Vec<Value> = (skip..(skip + 2).min(5)).map(item).collect();
         (StatusCode::OK, Value::Array(page))
     })
@@ -262,14 +303,25 @@ async fn an_offset_the_source_ignores_is_a_loop_and_a_short_page_ends_the_query(
 async fn page_numbers_count_from_one_until_an_empty_page() {
     let server = Scripted::start(|seen, _| {
         let page: usize = seen.query["page"].parse().unwrap();
-        let items: Vec<Value> = if page <= 2 { vec![item(page)] } else { Vec::new() };
+        let items: Vec<Value> = if page <= 2 {
+            vec![item(page)]
+        } else {
+            Vec::new()
+        };
         (StatusCode::OK, json!({"data": items}))
     })
     .await;
-    let source = http(&server.url, "paging = { style = \"page\", param = \"page\" }");
+    let source = http(
+        &server.url,
+        "paging = { style = \"page\", param = \"page\" }",
+    );
     let (result, _) = pull(&source, NOW).await;
     assert_eq!(result.unwrap().records, 2);
-    let pages: Vec<_> = server.seen().iter().map(|s| s.query["page"].clone()).collect();
+    let pages: Vec<_> = server
+        .seen()
+        .iter()
+        .map(|s| s.query["page"].clone())
+        .collect();
     assert_eq!(pages, ["1", "2", "3"]);
 }
 
@@ -286,7 +338,10 @@ async fn a_pull_stops_at_its_request_budget_keeping_the_windows_it_finished() {
     };
     let (result, events) = pull(&source, plan).await;
     let error = result.unwrap_err();
-    assert!(error.to_string().contains("past 3 requests (max_requests)"), "{error}");
+    assert!(
+        error.to_string().contains("past 3 requests (max_requests)"),
+        "{error}"
+    );
     assert_eq!(server.seen().len(), 3);
     assert_eq!(windows_done(&events), 3, "the three windows read are kept");
     // A day a query: each asks for its own day.
@@ -330,7 +385,10 @@ async fn a_429_under_cursor_paging_is_waited_out_as_retry_after_says() {
         .await;
     let summary = result.unwrap();
     assert_eq!(summary.records, 7);
-    assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After was waited");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After was waited"
+    );
     let statuses: Vec<u16> = fake.requests().iter().map(|r| r.status).collect();
     assert_eq!(statuses, [200, 429, 200, 200, 200]);
     assert_eq!(summary.requests, 5, "the 429 counts as a request");
@@ -366,15 +424,31 @@ async fn a_header_or_a_query_parameter_carries_the_secret_and_no_error_shows_it(
     );
     let (result, events) = pull(&source, NOW).await;
     assert_eq!(result.unwrap().records, 3, "three days, zeros included");
-    assert_eq!(records(&events)[0].id.as_deref(), Some(records(&events)[0].fields["range"]["date"].as_str().unwrap()));
+    assert_eq!(
+        records(&events)[0].id.as_deref(),
+        Some(
+            records(&events)[0].fields["range"]["date"]
+                .as_str()
+                .unwrap()
+        )
+    );
     let requests = fake.requests();
     assert_eq!(requests[0].auth, AuthScheme::QueryParam("api_key".into()));
     assert_eq!(requests[0].query_value("api_key"), Some("***"));
     fake.faults().fail_next(3, StatusCode::SERVICE_UNAVAILABLE);
     let error = pull(&source, NOW).await.0.unwrap_err();
-    assert!(matches!(error, SourceError::Status { status: 503, .. }), "{error}");
-    assert!(!error.to_string().contains(wakatime::TEST_API_KEY), "{error}");
-    assert!(!format!("{error:?}").contains(wakatime::TEST_API_KEY), "{error:?}");
+    assert!(
+        matches!(error, SourceError::Status { status: 503, .. }),
+        "{error}"
+    );
+    assert!(
+        !error.to_string().contains(wakatime::TEST_API_KEY),
+        "{error}"
+    );
+    assert!(
+        !format!("{error:?}").contains(wakatime::TEST_API_KEY),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]
@@ -401,8 +475,15 @@ async fn a_command_prints_the_token_once_a_pull() {
     let (result, _) = pull(&source, plan).await;
     assert_eq!(result.unwrap().records, 7);
     assert_eq!(fake.requests().len(), 4, "four pages");
-    assert!(fake.requests().iter().all(|r| r.auth == AuthScheme::Bearer && r.status == 200));
-    assert_eq!(std::fs::read_to_string(&counter).unwrap(), "x\n", "run once");
+    assert!(fake
+        .requests()
+        .iter()
+        .all(|r| r.auth == AuthScheme::Bearer && r.status == 200));
+    assert_eq!(
+        std::fs::read_to_string(&counter).unwrap(),
+        "x\n",
+        "run once"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -414,12 +495,20 @@ fn band(dir: &Path, minutes: i64, journal_mode: &str) -> (Connection, SourceConf
     let path = dir.join("Gadgetbridge");
     let mut db = gadgetbridge::GadgetbridgeDb::create(&path).unwrap();
     let device = db.add_device("band", "AA:BB", "MIBAND").unwrap();
-    db.add_samples(&gadgetbridge::minutes(device, 1, 1_795_046_400, minutes, 10))
-        .unwrap();
+    db.add_samples(&gadgetbridge::minutes(
+        device,
+        1,
+        1_795_046_400,
+        minutes,
+        10,
+    ))
+    .unwrap();
     db.close().unwrap();
     let owner = Connection::open(&path).unwrap();
     let mode: String = owner
-        .query_row(&format!("PRAGMA journal_mode = {journal_mode}"), [], |r| r.get(0))
+        .query_row(&format!("PRAGMA journal_mode = {journal_mode}"), [], |r| {
+            r.get(0)
+        })
         .unwrap();
     assert_eq!(mode, journal_mode);
     // The owner does not wait: any lock the agent held would fail its writes at once.
@@ -448,7 +537,11 @@ async fn the_agent_reads_while_the_owner_holds_a_write_transaction() {
         owner.execute_batch("BEGIN IMMEDIATE").unwrap();
         owner.execute(INSERT, []).unwrap();
         let (result, events) = pull(&sqlite(&config), NOW).await;
-        assert_eq!(result.unwrap().records, 60, "{mode}: the committed rows only");
+        assert_eq!(
+            result.unwrap().records,
+            60,
+            "{mode}: the committed rows only"
+        );
         assert!(records(&events).iter().all(|r| r.fields["steps"] == 10));
         owner.execute_batch("COMMIT").unwrap();
         let (result, _) = pull(&sqlite(&config), NOW).await;
@@ -471,7 +564,11 @@ async fn the_owner_writes_and_commits_while_the_agent_is_reading() {
                     owner
                         .lock()
                         .unwrap()
-                        .execute(&INSERT.replace("1795132800", &(1_796_000_000 + writes.len()).to_string()), [])
+                        .execute(
+                            &INSERT
+                                .replace("1795132800", &(1_796_000_000 + writes.len()).to_string()),
+                            [],
+                        )
                         .map_err(|e| e.to_string()),
                 );
             }
@@ -479,13 +576,18 @@ async fn the_owner_writes_and_commits_while_the_agent_is_reading() {
         })
         .await;
     assert_eq!(writes.len(), 3);
-    assert!(writes.iter().all(Result::is_ok), "never blocked: {writes:?}");
+    assert!(
+        writes.iter().all(Result::is_ok),
+        "never blocked: {writes:?}"
+    );
     // The read saw the database as it was when it began.
     assert_eq!(result.unwrap().records, 50_000);
     let rows: i64 = owner
         .lock()
         .unwrap()
-        .query_row("SELECT COUNT(*) FROM MI_BAND_ACTIVITY_SAMPLE", [], |r| r.get(0))
+        .query_row("SELECT COUNT(*) FROM MI_BAND_ACTIVITY_SAMPLE", [], |r| {
+            r.get(0)
+        })
         .unwrap();
     assert_eq!(rows, 50_003);
 }
@@ -502,11 +604,17 @@ async fn a_slow_query_is_stopped_at_its_timeout_and_a_missing_file_named() {
     let slow = SqliteSource::new(&config, &q);
     let started = std::time::Instant::now();
     let error = pull(&slow, NOW).await.0.unwrap_err();
-    assert!(error.to_string().contains("ran longer than 200ms"), "{error}");
+    assert!(
+        error.to_string().contains("ran longer than 200ms"),
+        "{error}"
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
 
     q.path = dir.path().join("nowhere.db");
-    let error = pull(&SqliteSource::new(&config, &q), NOW).await.0.unwrap_err();
+    let error = pull(&SqliteSource::new(&config, &q), NOW)
+        .await
+        .0
+        .unwrap_err();
     assert!(matches!(error, SourceError::Io { .. }), "{error}");
     assert!(error.to_string().contains("nowhere.db"), "{error}");
     assert!(!q.path.exists(), "a missing database is not created");

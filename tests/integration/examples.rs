@@ -73,7 +73,9 @@ fn number(world: &World, attribute: &str, day: &str) -> Option<f64> {
 }
 
 fn today_in(tz: &str) -> NaiveDate {
-    Utc::now().with_timezone(&tz.parse::<Tz>().unwrap()).date_naive()
+    Utc::now()
+        .with_timezone(&tz.parse::<Tz>().unwrap())
+        .date_naive()
 }
 
 fn days_before(day: NaiveDate, n: u64) -> NaiveDate {
@@ -113,11 +115,27 @@ fn oura_daily_activity_by_dates_and_cursor_pages() {
     let energy = [402, 515, 188, 640, 377, 451, 295];
     for (i, (steps, energy)) in steps.iter().zip(energy).enumerate() {
         let day = format!("2026-11-{}", 16 + i);
-        assert_eq!(number(&world, "steps", &day), Some(f64::from(*steps)), "{day}");
-        assert_eq!(number(&world, "active_energy", &day), Some(f64::from(energy)), "{day}");
-        assert_eq!(number(&world, "oura_stay_active", &day), Some(75.0), "{day}");
+        assert_eq!(
+            number(&world, "steps", &day),
+            Some(f64::from(*steps)),
+            "{day}"
+        );
+        assert_eq!(
+            number(&world, "active_energy", &day),
+            Some(f64::from(energy)),
+            "{day}"
+        );
+        assert_eq!(
+            number(&world, "oura_stay_active", &day),
+            Some(75.0),
+            "{day}"
+        );
     }
-    assert_eq!(exist_calls(&world), (1, 1, 1), "acquire, create and send once each");
+    assert_eq!(
+        exist_calls(&world),
+        (1, 1, 1),
+        "acquire, create and send once each"
+    );
 
     // The first run asked for the last 31 days, older ones first, then the recent days (the
     // three of lookback and today) as a query of their own; 7 summaries in pages of 3 take
@@ -146,10 +164,19 @@ fn oura_daily_activity_by_dates_and_cursor_pages() {
     assert_eq!(exist_calls(&world), (1, 1, 1));
     let again = &fake.requests()[requests.len()..];
     assert_eq!(again.len(), 1);
-    assert_eq!(again[0].query_value("start_date"), Some(recent_day.as_str()));
-    assert_eq!(again[0].query_value("end_date"), Some(today.to_string().as_str()));
+    assert_eq!(
+        again[0].query_value("start_date"),
+        Some(recent_day.as_str())
+    );
+    assert_eq!(
+        again[0].query_value("end_date"),
+        Some(today.to_string().as_str())
+    );
     let line = doctor_line(&world, &token, "oura");
-    assert!(line.contains("(dates window, cursor paging); 0 record(s) at `/data`"), "{line}");
+    assert!(
+        line.contains("(dates window, cursor paging); 0 record(s) at `/data`"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -157,7 +184,9 @@ fn wakatime_summaries_by_date_range() {
     let world = world_in("America/New_York");
     let fake = world
         .rt
-        .block_on(wakatime::WakaTimeFake::start("127.0.0.1:0".parse().unwrap()))
+        .block_on(wakatime::WakaTimeFake::start(
+            "127.0.0.1:0".parse().unwrap(),
+        ))
         .unwrap();
     wakatime::sample_week(&fake);
     let url = fake.url().to_string();
@@ -179,15 +208,24 @@ fn wakatime_summaries_by_date_range() {
     assert_eq!(exist_calls(&world), (0, 1, 1));
     let requests = fake.requests();
     assert_eq!(requests.len(), 2);
-    assert!(requests.iter().all(|r| r.auth == AuthScheme::Basic && r.status == 200));
+    assert!(requests
+        .iter()
+        .all(|r| r.auth == AuthScheme::Basic && r.status == 200));
     let today = today_in("America/New_York").to_string();
     assert_eq!(requests[1].query_value("end"), Some(today.as_str()));
 
     run(&world, &key).success();
-    assert_eq!(exist_calls(&world), (0, 1, 1), "the second run sends nothing");
+    assert_eq!(
+        exist_calls(&world),
+        (0, 1, 1),
+        "the second run sends nothing"
+    );
     // The recent days: two, and today, zeros all.
     let line = doctor_line(&world, &key, "wakatime");
-    assert!(line.contains("(dates window, none paging); 3 record(s) at `/data`"), "{line}");
+    assert!(
+        line.contains("(dates window, none paging); 3 record(s) at `/data`"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -213,7 +251,11 @@ fn toggl_time_entries_by_a_range_of_the_users_days() {
 
     // The entry that started at 23:30 UTC on the 18th is 00:30 on the 19th in Berlin; the
     // running one on the 20th counts too.
-    for (day, entries) in [("2026-11-18", 2.0), ("2026-11-19", 3.0), ("2026-11-20", 1.0)] {
+    for (day, entries) in [
+        ("2026-11-18", 2.0),
+        ("2026-11-19", 3.0),
+        ("2026-11-20", 1.0),
+    ] {
         assert_eq!(number(&world, "time_entries", day), Some(entries), "{day}");
     }
     assert_eq!(exist_calls(&world), (0, 1, 1));
@@ -231,10 +273,21 @@ fn toggl_time_entries_by_a_range_of_the_users_days() {
     );
 
     run(&world, &env).success();
-    assert_eq!(exist_calls(&world), (0, 1, 1), "the second run sends nothing");
-    assert_eq!(fake.requests().len(), 2, "every = \"1h\": not due again yet");
+    assert_eq!(
+        exist_calls(&world),
+        (0, 1, 1),
+        "the second run sends nothing"
+    );
+    assert_eq!(
+        fake.requests().len(),
+        2,
+        "every = \"1h\": not due again yet"
+    );
     let line = doctor_line(&world, &env, "toggl");
-    assert!(line.contains("(timestamps window, none paging)") && line.contains("in the reply itself"), "{line}");
+    assert!(
+        line.contains("(timestamps window, none paging)") && line.contains("in the reply itself"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -268,21 +321,33 @@ fn home_assistant_history_with_an_access_token() {
     // Home Assistant reports the state in effect at a window's start as a change at that
     // instant: the plug's 60 W, at the start of the recent days (the day before today).
     let recent = days_before(today_in(tz), 1);
-    assert_eq!(number(&world, "desk_plug_power", &recent.to_string()), Some(60.0));
+    assert_eq!(
+        number(&world, "desk_plug_power", &recent.to_string()),
+        Some(60.0)
+    );
     assert_eq!(exist_calls(&world), (0, 1, 1));
     // The window's start went in the path; its end in `end_time`, Berlin's midnights both.
     let requests = fake.requests();
     assert_eq!(requests.len(), 2);
     let start = midnight_utc(recent, tz);
     assert_eq!(requests[1].path, format!("/api/history/period/{start}"));
-    assert!(requests.iter().all(|r| r.auth == AuthScheme::Bearer && r.status == 200));
+    assert!(requests
+        .iter()
+        .all(|r| r.auth == AuthScheme::Bearer && r.status == 200));
 
     // The same recent query, the same synthetic state: nothing changed, nothing is sent.
     run(&world, &token).success();
-    assert_eq!(exist_calls(&world), (0, 1, 1), "the second run sends nothing");
+    assert_eq!(
+        exist_calls(&world),
+        (0, 1, 1),
+        "the second run sends nothing"
+    );
     assert_eq!(fake.requests()[2].path, requests[1].path);
     let line = doctor_line(&world, &token, "desk");
-    assert!(line.contains("1 record(s) at `/0`"), "the state at the start: {line}");
+    assert!(
+        line.contains("1 record(s) at `/0`"),
+        "the state at the start: {line}"
+    );
 }
 
 #[test]
@@ -314,10 +379,16 @@ fn activitywatch_screen_time_from_its_local_api() {
     );
     assert_eq!(exist_calls(&world), (0, 1, 1));
     let requests = fake.requests();
-    assert!(requests.iter().all(|r| r.auth == AuthScheme::None && r.status == 200));
+    assert!(requests
+        .iter()
+        .all(|r| r.auth == AuthScheme::None && r.status == 200));
 
     run(&world, &[]).success();
-    assert_eq!(exist_calls(&world), (0, 1, 1), "the second run sends nothing");
+    assert_eq!(
+        exist_calls(&world),
+        (0, 1, 1),
+        "the second run sends nothing"
+    );
     let line = doctor_line(&world, &[], "screen");
     assert!(line.contains("0 record(s) in the reply itself"), "{line}");
 }
@@ -341,7 +412,14 @@ fn gadgetbridge_daily_steps_from_its_database() {
     assert_eq!(exist_calls(&world), (1, 0, 1));
 
     run(&world, &[]).success();
-    assert_eq!(exist_calls(&world), (1, 0, 1), "the second run sends nothing");
+    assert_eq!(
+        exist_calls(&world),
+        (1, 0, 1),
+        "the second run sends nothing"
+    );
     let line = doctor_line(&world, &[], "band");
-    assert!(line.contains("opens read-only; the query gives ts, steps"), "{line}");
+    assert!(
+        line.contains("opens read-only; the query gives ts, steps"),
+        "{line}"
+    );
 }

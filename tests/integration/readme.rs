@@ -141,7 +141,11 @@ fn every_example_configuration_parses() {
         .into_iter()
         .filter(|b| b.contains("[[source]]") || b.contains("[exist]"))
         .collect();
-    assert!(readme.len() >= 9, "the README shows its examples ({})", readme.len());
+    assert!(
+        readme.len() >= 9,
+        "the README shows its examples ({})",
+        readme.len()
+    );
     for example in &readme {
         let text = if example.contains("[exist]") {
             example.clone()
@@ -176,7 +180,9 @@ fn the_readme_shows_every_example_of_examples() {
         };
         let body = lines(&text[start..]);
         assert!(
-            shown.iter().any(|block| block.windows(body.len()).any(|w| w == body)),
+            shown
+                .iter()
+                .any(|block| block.windows(body.len()).any(|w| w == body)),
             "the README does not show {} (from its [[source]] on)",
             file.display()
         );

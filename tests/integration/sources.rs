@@ -350,7 +350,12 @@ async fn bearer_tokens_come_from_the_environment() {
     seed(&sandbox, "r", 3, TimeDelta::hours(1));
     sandbox.set_token(Some("tok-s3cret".into()));
     let source = |var: &str| {
-        let config = http_config(sandbox.url(), HttpAuth::Bearer(SecretFrom::Env(var.into())), 50, 31);
+        let config = http_config(
+            sandbox.url(),
+            HttpAuth::Bearer(SecretFrom::Env(var.into())),
+            50,
+            31,
+        );
         from_config(&config, chrono_tz::UTC).unwrap()
     };
     let plan = PullPlan::Incremental { since: None };

@@ -361,7 +361,11 @@ impl HttpAuth {
             Self::Bearer(from) => env(from, "auth.bearer_env").into_iter().collect(),
             Self::Basic { user, password } => env(user, "auth.basic_user_env")
                 .into_iter()
-                .chain(password.as_ref().and_then(|p| env(p, "auth.basic_password_env")))
+                .chain(
+                    password
+                        .as_ref()
+                        .and_then(|p| env(p, "auth.basic_password_env")),
+                )
                 .collect(),
             Self::Header { value, .. } | Self::Query { value, .. } => {
                 env(value, "auth.value_env").into_iter().collect()
@@ -390,7 +394,10 @@ impl RawAuth {
     fn check(self, fail: impl Fn(&str, String) -> ConfigError) -> Result<HttpAuth, ConfigError> {
         let env = |var: String, key: &str| {
             if var.is_empty() {
-                Err(fail(key, format!("`{key}` is empty; write the name of an environment variable")))
+                Err(fail(
+                    key,
+                    format!("`{key}` is empty; write the name of an environment variable"),
+                ))
             } else {
                 Ok(SecretFrom::Env(var))
             }
@@ -411,7 +418,10 @@ impl RawAuth {
         }
         let stray = |key: &str, present: bool| {
             if present {
-                Err(fail(key, format!("`{key}` does not go with this kind of auth")))
+                Err(fail(
+                    key,
+                    format!("`{key}` does not go with this kind of auth"),
+                ))
             } else {
                 Ok(())
             }
@@ -455,7 +465,10 @@ impl RawAuth {
             }
         } else if let Some(param) = self.query.clone() {
             if param.is_empty() {
-                return Err(fail("query", "`query` is empty; write the parameter's name".into()));
+                return Err(fail(
+                    "query",
+                    "`query` is empty; write the parameter's name".into(),
+                ));
             }
             HttpAuth::Query {
                 value: value_env("query")?,
@@ -504,39 +517,41 @@ fn nested<T: DeserializeOwned>(
         .and_then(|t| t.get("style"))
         .and_then(|s| s.as_str())
         .map(str::to_owned);
-    T::deserialize(value.into_deserializer()).map(Some).map_err(|e| {
-        let message = e.message().trim().to_owned();
-        let what = match &style {
-            Some(style) => format!("a {style} {key}"),
-            None => format!("`{key}`"),
-        };
-        let problem = if let Some(rest) = message.strip_prefix("unknown variant") {
-            let expected = rest.split_once("expected").map_or("", |(_, e)| e.trim());
-            return loc.error(
-                &path,
-                format!("\"{}\" is not a {key} style", style.unwrap_or_default()),
-                format!("write style = {expected}"),
-            );
-        } else if let Some(rest) = message.strip_prefix("missing field") {
-            format!("{what} needs {}", rest.trim())
-        } else if let Some(rest) = message.strip_prefix("unknown field") {
-            let (field, expected) = rest.split_once(", expected").unwrap_or((rest, ""));
-            let expected = expected.trim();
-            let takes = if expected.is_empty() {
-                "no other keys".to_owned()
-            } else {
-                expected.trim_start_matches("one of ").to_owned()
+    T::deserialize(value.into_deserializer())
+        .map(Some)
+        .map_err(|e| {
+            let message = e.message().trim().to_owned();
+            let what = match &style {
+                Some(style) => format!("a {style} {key}"),
+                None => format!("`{key}`"),
             };
-            return loc.error(
-                &path,
-                format!("{} does not apply to {what}", field.trim()),
-                format!("remove it; {what} takes {takes}"),
-            );
-        } else {
-            format!("{what}: {message}")
-        };
-        loc.error(&path, problem, fix)
-    })
+            let problem = if let Some(rest) = message.strip_prefix("unknown variant") {
+                let expected = rest.split_once("expected").map_or("", |(_, e)| e.trim());
+                return loc.error(
+                    &path,
+                    format!("\"{}\" is not a {key} style", style.unwrap_or_default()),
+                    format!("write style = {expected}"),
+                );
+            } else if let Some(rest) = message.strip_prefix("missing field") {
+                format!("{what} needs {}", rest.trim())
+            } else if let Some(rest) = message.strip_prefix("unknown field") {
+                let (field, expected) = rest.split_once(", expected").unwrap_or((rest, ""));
+                let expected = expected.trim();
+                let takes = if expected.is_empty() {
+                    "no other keys".to_owned()
+                } else {
+                    expected.trim_start_matches("one of ").to_owned()
+                };
+                return loc.error(
+                    &path,
+                    format!("{} does not apply to {what}", field.trim()),
+                    format!("remove it; {what} takes {takes}"),
+                );
+            } else {
+                format!("{what}: {message}")
+            };
+            loc.error(&path, problem, fix)
+        })
 }
 
 pub(super) fn check_http(
@@ -550,9 +565,12 @@ pub(super) fn check_http(
     let auth_forms = format!("write auth as one of {AUTH_FORMS}");
     let auth = match nested::<RawAuth>(loc, i, "auth", &auth_forms)? {
         Some(auth) => {
-            if let Some(key) = [("token_env", &raw.token_env), ("basic_user_env", &raw.basic_user_env)]
-                .into_iter()
-                .find_map(|(k, v)| v.as_ref().map(|_| k))
+            if let Some(key) = [
+                ("token_env", &raw.token_env),
+                ("basic_user_env", &raw.basic_user_env),
+            ]
+            .into_iter()
+            .find_map(|(k, v)| v.as_ref().map(|_| k))
             {
                 return Err(loc.error(
                     &at(key),
@@ -701,27 +719,56 @@ fn check_window(
     url: &Url,
     window: &Window,
 ) -> Result<(), ConfigError> {
-    let key = |k: &'static str| [Seg::Key("source"), Seg::Index(i), Seg::Key("window"), Seg::Key(k)];
+    let key = |k: &'static str| {
+        [
+            Seg::Key("source"),
+            Seg::Index(i),
+            Seg::Key("window"),
+            Seg::Key(k),
+        ]
+    };
     let in_path = |placeholder: &str| url.path().contains(placeholder);
     let lookback = match window {
         Window::Updated { since, before } => {
-            if let Some(placeholder) = [START_IN_PATH, END_IN_PATH].into_iter().find(|p| in_path(p)) {
+            if let Some(placeholder) = [START_IN_PATH, END_IN_PATH]
+                .into_iter()
+                .find(|p| in_path(p))
+            {
                 return Err(loc.error(
                     &[Seg::Key("source"), Seg::Index(i), Seg::Key("url")],
-                    format!("the url holds {}, which only a dates or timestamps window fills", percent_decoded(placeholder)),
+                    format!(
+                        "the url holds {}, which only a dates or timestamps window fills",
+                        percent_decoded(placeholder)
+                    ),
                     "remove it from the url, or set window = { style = \"dates\", ... }",
                 ));
             }
             for (k, name) in [("since", since), ("before", before)] {
                 if name.is_empty() {
-                    return Err(loc.error(&key(k), format!("`{k}` is empty"), "write the parameter's name, e.g. since = \"updated_since\""));
+                    return Err(loc.error(
+                        &key(k),
+                        format!("`{k}` is empty"),
+                        "write the parameter's name, e.g. since = \"updated_since\"",
+                    ));
                 }
             }
             return Ok(());
         }
-        Window::Dates { start, end, lookback_days, .. }
-        | Window::Timestamps { start, end, lookback_days, .. } => {
-            for (k, name, placeholder) in [("start", start, START_IN_PATH), ("end", end, END_IN_PATH)] {
+        Window::Dates {
+            start,
+            end,
+            lookback_days,
+            ..
+        }
+        | Window::Timestamps {
+            start,
+            end,
+            lookback_days,
+            ..
+        } => {
+            for (k, name, placeholder) in
+                [("start", start, START_IN_PATH), ("end", end, END_IN_PATH)]
+            {
                 let braces = percent_decoded(placeholder);
                 match (name, in_path(placeholder)) {
                     (Some(_), true) => {
@@ -763,17 +810,39 @@ fn percent_decoded(placeholder: &str) -> String {
 
 /// Parameter names are not empty; a page size comes with its parameter.
 fn check_paging(loc: &Locator<'_>, i: usize, paging: &Paging) -> Result<(), ConfigError> {
-    let key = |k: &'static str| [Seg::Key("source"), Seg::Index(i), Seg::Key("paging"), Seg::Key(k)];
+    let key = |k: &'static str| {
+        [
+            Seg::Key("source"),
+            Seg::Index(i),
+            Seg::Key("paging"),
+            Seg::Key(k),
+        ]
+    };
     let (param, limit_param, limit) = match paging {
-        Paging::Offset { param, limit_param, limit } | Paging::Page { param, limit_param, limit } => {
-            (Some(param), limit_param, *limit)
+        Paging::Offset {
+            param,
+            limit_param,
+            limit,
         }
+        | Paging::Page {
+            param,
+            limit_param,
+            limit,
+        } => (Some(param), limit_param, *limit),
         Paging::Cursor { param, .. } => (Some(param), &None, None),
         Paging::Link {} | Paging::NextUrl { .. } | Paging::None {} => (None, &None, None),
     };
     if param.is_some_and(String::is_empty) || limit_param.as_ref().is_some_and(String::is_empty) {
-        let k = if param.is_some_and(String::is_empty) { "param" } else { "limit_param" };
-        return Err(loc.error(&key(k), format!("`{k}` is empty"), "write the parameter's name"));
+        let k = if param.is_some_and(String::is_empty) {
+            "param"
+        } else {
+            "limit_param"
+        };
+        return Err(loc.error(
+            &key(k),
+            format!("`{k}` is empty"),
+            "write the parameter's name",
+        ));
     }
     match (limit_param, limit) {
         (Some(_), None) => Err(loc.error(
@@ -827,7 +896,10 @@ mod tests {
             "{URL}auth = {{ bearer_env = \"OURA_TOKEN\" }}\nrecords = \"/data\"\nwindow = {{ style = \"dates\", start = \"start_date\", end = \"end_date\", lookback_days = 3 }}\npaging = {{ style = \"cursor\", token = \"/next_token\", param = \"next_token\" }}\nmax_requests = 40"
         ))
         .unwrap();
-        assert_eq!(h.auth, HttpAuth::Bearer(SecretFrom::Env("OURA_TOKEN".into())));
+        assert_eq!(
+            h.auth,
+            HttpAuth::Bearer(SecretFrom::Env("OURA_TOKEN".into()))
+        );
         assert_eq!(h.records, Some(JsonPointer::parse("/data").unwrap()));
         assert_eq!(
             h.window,
@@ -888,11 +960,17 @@ mod tests {
             ),
         ];
         for (auth, expected) in cases {
-            assert_eq!(http(&format!("{URL}auth = {auth}")).unwrap().auth, expected, "{auth}");
+            assert_eq!(
+                http(&format!("{URL}auth = {auth}")).unwrap().auth,
+                expected,
+                "{auth}"
+            );
         }
         // The keys of the first release still work.
         assert_eq!(
-            http(&format!("{URL}basic_user_env = \"KEY\"")).unwrap().auth,
+            http(&format!("{URL}basic_user_env = \"KEY\""))
+                .unwrap()
+                .auth,
             HttpAuth::Basic {
                 user: SecretFrom::Env("KEY".into()),
                 password: None
@@ -903,20 +981,46 @@ mod tests {
     #[test]
     fn auth_that_cannot_be_used_is_refused_at_its_key() {
         for (auth, key, says) in [
-            ("{ bearer_env = \"A\", query = \"k\", value_env = \"B\" }", "source[1].auth", "exactly one of"),
-            ("{ header = \"X-Key\" }", "source[1].auth.value_env", "needs value_env"),
-            ("{ header = \"Bad Header\", value_env = \"K\" }", "source[1].auth.header", "not an HTTP header name"),
-            ("{ bearer_env = \"A\", value_env = \"B\" }", "source[1].auth.value_env", "does not go with"),
+            (
+                "{ bearer_env = \"A\", query = \"k\", value_env = \"B\" }",
+                "source[1].auth",
+                "exactly one of",
+            ),
+            (
+                "{ header = \"X-Key\" }",
+                "source[1].auth.value_env",
+                "needs value_env",
+            ),
+            (
+                "{ header = \"Bad Header\", value_env = \"K\" }",
+                "source[1].auth.header",
+                "not an HTTP header name",
+            ),
+            (
+                "{ bearer_env = \"A\", value_env = \"B\" }",
+                "source[1].auth.value_env",
+                "does not go with",
+            ),
             ("{ command = [] }", "source[1].auth.command", "is empty"),
-            ("{ bearer_env = \"\" }", "source[1].auth.bearer_env", "is empty"),
-            ("{ token = \"A\" }", "source[1].auth", "`token` does not apply to `auth`"),
+            (
+                "{ bearer_env = \"\" }",
+                "source[1].auth.bearer_env",
+                "is empty",
+            ),
+            (
+                "{ token = \"A\" }",
+                "source[1].auth",
+                "`token` does not apply to `auth`",
+            ),
         ] {
             let e = refused(&format!("{URL}auth = {auth}"));
             assert_eq!(e.key, key, "{auth}: {e}");
             assert!(e.problem.contains(says), "{auth}: {e}");
             assert_eq!(e.line, Some(9), "{auth}: {e}");
         }
-        let e = refused(&format!("{URL}token_env = \"T\"\nauth = {{ bearer_env = \"A\" }}"));
+        let e = refused(&format!(
+            "{URL}token_env = \"T\"\nauth = {{ bearer_env = \"A\" }}"
+        ));
         assert_eq!(e.key, "source[1].token_env");
     }
 
@@ -1016,20 +1120,33 @@ mod tests {
         assert_eq!(h.url.path(), "/api/history/period/%7Bstart%7D");
         assert!(matches!(
             h.window,
-            Window::Timestamps { start: None, format: TimeFormat::Rfc3339, .. }
+            Window::Timestamps {
+                start: None,
+                format: TimeFormat::Rfc3339,
+                ..
+            }
         ));
         let e = refused("url = \"http://h/p/{start}\"\nwindow = { style = \"dates\", start = \"from\", end = \"to\" }");
         assert_eq!(e.key, "source[1].window.start");
         assert!(e.problem.contains("both the parameter"), "{e}");
         let e = refused("url = \"http://h/p/{end}\"");
         assert_eq!(e.key, "source[1].url");
-        assert!(e.problem.contains("only a dates or timestamps window fills"), "{e}");
+        assert!(
+            e.problem
+                .contains("only a dates or timestamps window fills"),
+            "{e}"
+        );
     }
 
     #[test]
     fn windows_of_days_may_span_a_year_and_change_times_a_month() {
         let dates = "window = { style = \"dates\", start = \"a\", end = \"b\" }";
-        assert_eq!(http(&format!("{URL}{dates}\nwindow_days = 92")).unwrap().window_days, 92);
+        assert_eq!(
+            http(&format!("{URL}{dates}\nwindow_days = 92"))
+                .unwrap()
+                .window_days,
+            92
+        );
         let e = refused(&format!("{URL}window_days = 92"));
         assert!(e.fix.contains("at most 31 days"), "{e}");
     }

@@ -43,12 +43,11 @@ impl Credentials {
             }
             HttpAuth::Header { name, value } => {
                 // The name was checked when the configuration was read.
-                let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| {
-                    SourceError::Client {
+                let name =
+                    HeaderName::from_bytes(name.as_bytes()).map_err(|e| SourceError::Client {
                         source_name: source.to_owned(),
                         detail: format!("the auth header's name: {e}"),
-                    }
-                })?;
+                    })?;
                 Self::Header(name, read(value).await?)
             }
             HttpAuth::Query { param, value } => Self::Query(param.clone(), read(value).await?),
@@ -170,10 +169,15 @@ mod tests {
         };
         assert_eq!(token.expose(), "tok");
         for (script, says) in [
-            ("echo locked >&2; exit 3", "its standard error says \"locked\""),
+            (
+                "echo locked >&2; exit 3",
+                "its standard error says \"locked\"",
+            ),
             ("true", "printed nothing"),
         ] {
-            let err = Credentials::resolve("s", &command(script)).await.unwrap_err();
+            let err = Credentials::resolve("s", &command(script))
+                .await
+                .unwrap_err();
             assert!(err.to_string().contains(says), "{err}");
             assert!(err.to_string().contains("auth command `sh`"), "{err}");
         }

@@ -83,9 +83,11 @@ impl<'a> Pager<'a> {
                 // No Link header: step the offset, bounded by the total (or by a short page).
                 self.position += u64::from(self.page_limit);
                 let more = reply.records > 0
-                    && reply.total.map_or(reply.records >= self.page_limit as usize, |t| {
-                        self.position < t
-                    });
+                    && reply
+                        .total
+                        .map_or(reply.records >= self.page_limit as usize, |t| {
+                            self.position < t
+                        });
                 more.then(|| with_param(&self.first, "offset", &self.position.to_string()))
             }
             Paging::Offset { param, limit, .. } | Paging::Page { param, limit, .. } => {
@@ -148,9 +150,7 @@ impl<'a> Pager<'a> {
             )));
         }
         if !self.visited.insert(next.clone()) {
-            return Err(Stop::Loops(format!(
-                "the next page is {next} again"
-            )));
+            return Err(Stop::Loops(format!("the next page is {next} again")));
         }
         Ok(Some(next))
     }
@@ -266,7 +266,13 @@ mod tests {
         .unwrap();
         let skips: Vec<String> = asked
             .iter()
-            .map(|u| u.query_pairs().find(|(k, _)| k == "skip").unwrap().1.into_owned())
+            .map(|u| {
+                u.query_pairs()
+                    .find(|(k, _)| k == "skip")
+                    .unwrap()
+                    .1
+                    .into_owned()
+            })
             .collect();
         assert_eq!(skips, ["2", "4"]);
         assert_eq!(
@@ -283,7 +289,10 @@ mod tests {
             limit: None,
         };
         let err = walk(&paging, &[(json!([1, 2]), 2), (json!([1, 2]), 2)]).unwrap_err();
-        assert!(matches!(&err, Stop::Loops(m) if m.contains("does not take `offset`")), "{err:?}");
+        assert!(
+            matches!(&err, Stop::Loops(m) if m.contains("does not take `offset`")),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -86,7 +86,13 @@ pub(super) fn bounds(window: &Window, span: &Span, tz: Tz) -> Vec<(Place, String
         None => Place::Path(placeholder),
     };
     match (window, *span) {
-        (Window::Updated { since: s, before: b }, Span::Changed { since, before }) => {
+        (
+            Window::Updated {
+                since: s,
+                before: b,
+            },
+            Span::Changed { since, before },
+        ) => {
             let mut out = vec![(Place::Param(s.clone()), format_query_time(since))];
             if let Some(before) = before {
                 out.push((Place::Param(b.clone()), format_query_time(before)));
@@ -205,7 +211,8 @@ fn day_queries(
 ) -> Vec<Query> {
     let day_of = |at: DateTime<Utc>| at.with_timezone(&tz).date_naive();
     let today = day_of(now);
-    let back = |day: NaiveDate, n: u32| day.checked_sub_days(Days::new(u64::from(n))).unwrap_or(day);
+    let back =
+        |day: NaiveDate, n: u32| day.checked_sub_days(Days::new(u64::from(n))).unwrap_or(day);
     let recent = back(today, lookback_days);
     let (first, last) = match *plan {
         PullPlan::Incremental { since } => {
@@ -400,7 +407,11 @@ mod tests {
                 (d("2026-11-19"), d("2026-11-21")),
             ]
         );
-        assert_eq!(first[0].cursor, t("2026-11-18T23:00:00Z"), "Berlin's midnight");
+        assert_eq!(
+            first[0].cursor,
+            t("2026-11-18T23:00:00Z"),
+            "Berlin's midnight"
+        );
         assert_eq!(first[1].cursor, now);
         // Later the same day: the very same recent query, and nothing else.
         let again = super::plan(
@@ -432,7 +443,12 @@ mod tests {
             ]
         );
         // A lookback longer than a window is split too, and nothing is asked twice.
-        let queries = plan_(&dates(9), &PullPlan::Incremental { since: Some(now) }, now, 7);
+        let queries = plan_(
+            &dates(9),
+            &PullPlan::Incremental { since: Some(now) },
+            now,
+            7,
+        );
         assert_eq!(
             days(&queries),
             vec![
