@@ -89,10 +89,7 @@ impl SqliteSource {
         self.exists()?;
         let conn = open(&self.path).map_err(|e| self.failed(e.into()))?;
         let statement = prepare(&conn, &self.query).map_err(|e| self.failed(e))?;
-        Ok(statement
-            .column_names()
-            .map(str::to_owned)
-            .collect())
+        Ok(statement.column_names().map(str::to_owned).collect())
     }
 
     fn exists(&self) -> Result<(), SourceError> {
@@ -229,10 +226,7 @@ fn stream_rows(
     out: &mut dyn FnMut(Chunk) -> bool,
 ) -> Result<(), Failure> {
     let mut statement = prepare(conn, query)?;
-    let names: Vec<String> = statement
-        .column_names()
-        .map(str::to_owned)
-        .collect();
+    let names: Vec<String> = statement.column_names().map(str::to_owned).collect();
     let mut rows = statement.query([])?;
     let mut chunk = Vec::with_capacity(CHUNK);
     let mut row_number = 0u64;

@@ -525,30 +525,26 @@ fn nested<T: DeserializeOwned>(
                 Some(style) => format!("a {style} {key}"),
                 None => format!("`{key}`"),
             };
-            let problem = if let Some(rest) = message.strip_prefix("unknown variant") {
+            let (problem, fix) = if let Some(rest) = message.strip_prefix("unknown variant") {
                 let expected = rest.split_once("expected").map_or("", |(_, e)| e.trim());
-                return loc.error(
-                    &path,
+                (
                     format!("\"{}\" is not a {key} style", style.unwrap_or_default()),
                     format!("write style = {expected}"),
-                );
-            } else if let Some(rest) = message.strip_prefix("missing field") {
-                format!("{what} needs {}", rest.trim())
+                )
             } else if let Some(rest) = message.strip_prefix("unknown field") {
                 let (field, expected) = rest.split_once(", expected").unwrap_or((rest, ""));
-                let expected = expected.trim();
-                let takes = if expected.is_empty() {
-                    "no other keys".to_owned()
-                } else {
-                    expected.trim_start_matches("one of ").to_owned()
+                let takes = match expected.trim() {
+                    "" => "no other keys",
+                    listed => listed.trim_start_matches("one of "),
                 };
-                return loc.error(
-                    &path,
+                (
                     format!("{} does not apply to {what}", field.trim()),
                     format!("remove it; {what} takes {takes}"),
-                );
+                )
+            } else if let Some(rest) = message.strip_prefix("missing field") {
+                (format!("{what} needs {}", rest.trim()), fix.to_owned())
             } else {
-                format!("{what}: {message}")
+                (format!("{what}: {message}"), fix.to_owned())
             };
             loc.error(&path, problem, fix)
         })
