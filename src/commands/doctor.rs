@@ -11,11 +11,12 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::config::{
-    Config, HttpAuth, HttpSourceConfig, SecretSource, SourceConfig, SourceKind, TokenStoreKind,
+    Config, HttpSourceConfig, SecretSource, SourceConfig, SourceKind, SqliteSourceConfig,
+    TokenStoreKind,
 };
 use crate::context::{runtime, Context};
 use crate::error::{Error, Result};
-use crate::sources::HttpSource;
+use crate::sources::{HttpSource, SqliteSource};
 use crate::store::Store;
 use exist_api::tokens::{keyring_usable, TokenPair, TokenStore};
 
@@ -180,8 +181,9 @@ pub async fn checks(config: &Config) -> (Vec<Check>, u32) {
     }
     checks.extend(check_secrets(config));
     checks.push(check_exist(config, pair.as_ref()).await);
+    let tz = days_timezone(config);
     for source in &config.sources {
-        checks.push(check_source(source).await);
+        checks.push(check_source(source, tz).await);
     }
     checks.extend(check_freshness(config));
     (checks, 1)
@@ -199,24 +201,15 @@ fn check_secrets(config: &Config) -> Vec<Check> {
     }
     for source in &config.sources {
         if let SourceKind::Http(http) = &source.kind {
-            match &http.auth {
-                HttpAuth::BearerEnv(var) => needed.push((var.clone(), "a source's token_env")),
-                HttpAuth::BasicUserEnv(var) => {
-                    needed.push((var.clone(), "a source's basic_user_env"))
-                }
-                HttpAuth::OAuth2(o) => {
-                    if let SecretSource::Env(var) = &o.client_secret {
-                        needed.push((var.clone(), "a source's oauth2.client_secret_env"));
-                    }
-                }
-                HttpAuth::None => {}
+            for (var, key) in http.auth.env_vars() {
+                needed.push((var.to_owned(), key));
             }
         }
     }
     let missing: Vec<String> = needed
         .iter()
         .filter(|(var, _)| std::env::var(var).map_or(true, |v| v.is_empty()))
-        .map(|(var, key)| format!("{var} ({key})"))
+        .map(|(var, key)| format!("{var} (a source's {key})"))
         .collect();
     if missing.is_empty() {
         let names: Vec<&str> = needed.iter().map(|(v, _)| v.as_str()).collect();
@@ -447,10 +440,21 @@ async fn check_exist(config: &Config, pair: Option<&TokenPair>) -> Check {
     }
 }
 
-async fn check_source(source: &SourceConfig) -> Check {
+/// The timezone a source's windows of days are in: the configured one, else the Exist
+/// profile's as the last sync cached it, else UTC (doctor asks Exist for nothing more).
+fn days_timezone(config: &Config) -> chrono_tz::Tz {
+    config.exist.timezone.unwrap_or_else(|| {
+        Store::open(&config.state_dir())
+            .ok()
+            .and_then(|store| store.read().profile_timezone().ok().flatten())
+            .map_or(chrono_tz::UTC, |cached| cached.tz)
+    })
+}
+
+async fn check_source(source: &SourceConfig, tz: chrono_tz::Tz) -> Check {
     let name = format!("source {}", source.name);
     match &source.kind {
-        SourceKind::Http(http) => check_http(name, source, http).await,
+        SourceKind::Http(http) => check_http(name, source, http, tz).await,
         SourceKind::File(file) => match std::fs::File::open(&file.path) {
             Ok(_) => Check::pass(name, format!("{} is readable", file.path.display())),
             Err(e) => Check::fail(
@@ -486,25 +490,95 @@ async fn check_source(source: &SourceConfig) -> Check {
                 ),
             ),
         },
+        SourceKind::Sqlite(sqlite) => check_sqlite(name, source, sqlite),
     }
 }
 
-async fn check_http(name: String, source: &SourceConfig, http: &HttpSourceConfig) -> Check {
+/// The error's text without the source's name, which the check's name already says.
+fn detail_of(source: &SourceConfig, e: &crate::sources::SourceError) -> String {
+    let text = e.to_string();
+    let prefix = format!("source \"{}\": ", source.name);
+    text.strip_prefix(&prefix).unwrap_or(&text).to_owned()
+}
+
+/// One request, as a pull's first would make it: the credentials are read (an auth command
+/// runs), the source answers and takes them, and its reply has records where `records` says.
+async fn check_http(
+    name: String,
+    source: &SourceConfig,
+    http: &HttpSourceConfig,
+    tz: chrono_tz::Tz,
+) -> Check {
     let probe = match HttpSource::new(source, http) {
-        Ok(s) => s.probe().await,
+        Ok(s) => s.in_timezone(tz).probe().await,
         Err(e) => Err(e),
     };
     match probe {
-        Ok(()) => Check::pass(name, format!("{} answers", http.url)),
-        // The error already names the source and says what to do; the check's name says it too.
+        Ok(probe) => {
+            let at = if probe.at.is_empty() {
+                "in the reply itself".to_owned()
+            } else {
+                format!("at `{}`", probe.at)
+            };
+            Check::pass(
+                name,
+                format!(
+                    "{} answers ({} window, {} paging); {} record(s) {at} on the first page",
+                    probe.url,
+                    http.window.style(),
+                    http.paging.style(),
+                    probe.records
+                ),
+            )
+        }
         Err(e) => {
-            let text = e.to_string();
-            let prefix = format!("source \"{}\": ", source.name);
-            let detail = text.strip_prefix(&prefix).unwrap_or(&text).to_owned();
+            use crate::error::Classify;
             Check::fail(
                 name,
-                detail,
-                "check the source's url and credentials (for the service, in the environment file)",
+                detail_of(source, &e),
+                e.fix().unwrap_or_else(|| {
+                    "check the source's url and credentials (for the service, in the environment file)".into()
+                }),
+            )
+        }
+    }
+}
+
+/// Opens the database read-only and prepares the query: it reads, and gives the date field.
+fn check_sqlite(name: String, source: &SourceConfig, sqlite: &SqliteSourceConfig) -> Check {
+    let reader = SqliteSource::new(source, sqlite);
+    match reader.columns() {
+        Ok(columns) => {
+            let date = crate::sources::FieldPath::new(source.date_field.as_str());
+            let first = date.as_str().split('.').next().unwrap_or_default();
+            if columns.iter().any(|c| c == date.as_str() || c == first) {
+                Check::pass(
+                    name,
+                    format!(
+                        "{} opens read-only; the query gives {}",
+                        sqlite.path.display(),
+                        columns.join(", ")
+                    ),
+                )
+            } else {
+                Check::fail(
+                    name,
+                    format!(
+                        "the query gives the columns {}, none of them `{}` (date_field)",
+                        columns.join(", "),
+                        source.date_field
+                    ),
+                    "name the date column in the query (`SELECT ts AS day ...`) or fix date_field",
+                )
+            }
+        }
+        Err(e) => {
+            use crate::error::Classify;
+            Check::fail(
+                name,
+                detail_of(source, &e),
+                e.fix()
+                    .unwrap_or_else(|| "check the source's path and query".into()),
             )
         }
     }

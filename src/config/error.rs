@@ -147,19 +147,24 @@ impl<'a> Locator<'a> {
         let doc = self.doc.as_ref()?;
         let mut item: &toml_edit::Item = doc.as_item();
         let mut best = None;
+        // A key that is not there (a missing one is what the error is about) points at the
+        // table it belongs in.
         for seg in path {
             match *seg {
                 Seg::Key(k) => {
-                    let table = item.as_table_like()?;
-                    let (key, value) = table.get_key_value(k)?;
+                    let Some((key, value)) = item.as_table_like().and_then(|t| t.get_key_value(k))
+                    else {
+                        return best;
+                    };
                     best = key.span().or(best);
                     item = value;
                 }
                 Seg::Index(i) => {
-                    let array = item.as_array_of_tables()?;
-                    let table = array.get(i)?;
+                    let Some(table) = item.as_array_of_tables().and_then(|a| a.get(i)) else {
+                        return best;
+                    };
                     best = table.span().or(best);
-                    item = array.get(i).map(|_| &item[i])?;
+                    item = &item[i];
                 }
             }
         }

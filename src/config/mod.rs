@@ -26,7 +26,8 @@ pub use exist::ExistConfig;
 pub use oauth2::OAuth2Config;
 pub use source::{
     CommandSourceConfig, FileSourceConfig, HttpAuth, HttpSourceConfig, InboxFormat,
-    InboxSourceConfig, PullMode, RecordFormat, SourceConfig, SourceKind,
+    InboxSourceConfig, JsonPointer, Paging, PullMode, RecordFormat, SecretFrom, SourceConfig,
+    SourceKind, SqliteSourceConfig, TimeFormat, Window, END_IN_PATH, START_IN_PATH,
 };
 
 pub use crate::schedule::Schedule;

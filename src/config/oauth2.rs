@@ -32,7 +32,7 @@ pub(super) struct RawOAuth2 {
 }
 
 /// A provider's OAuth2 settings, checked.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuth2Config {
     /// Where the user is sent to allow access.
     pub authorize_url: Url,

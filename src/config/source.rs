@@ -1,15 +1,13 @@
 //! The `[[source]]` tables: where records come from. Each kind is a struct of exactly its keys
 //! (read after the table's `kind`), checked into a [`SourceKind`].
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use url::Url;
 
 use super::error::{Locator, Seg};
-use super::{expand_home, parse_url, toml_error, ConfigError};
+use super::{expand_home, toml_error, ConfigError};
 
 /// The kind of a `[[source]]`, read before the rest of its table.
 #[derive(Debug, Deserialize)]
@@ -19,11 +17,11 @@ pub(super) struct RawKind {
 
 /// Declares the table of one source kind: the keys every kind takes, then its own.
 macro_rules! source_table {
-    ($(#[$doc:meta])* $name:ident { $($field:ident: $ty:ty),* $(,)? }) => {
+    ($(#[$doc:meta])* $name:ident { $($(#[$fattr:meta])* $field:ident: $ty:ty),* $(,)? }) => {
         $(#[$doc])*
         #[derive(Debug, Deserialize)]
         #[serde(deny_unknown_fields)]
-        pub(super) struct $name {
+        pub(crate) struct $name {
             pub name: String,
             #[allow(dead_code, reason = "read before the table, as RawKind")]
             pub kind: String,
@@ -32,11 +30,11 @@ macro_rules! source_table {
             pub id_field: Option<String>,
             pub every: Option<String>,
             pub stale_after: Option<String>,
-            $(pub $field: $ty,)*
+            $($(#[$fattr])* pub $field: $ty,)*
         }
 
         impl $name {
-            fn common(&self) -> Common<'_> {
+            pub(crate) fn common(&self) -> Common<'_> {
                 Common {
                     name: &self.name,
                     date_field: &self.date_field,
@@ -50,37 +48,21 @@ macro_rules! source_table {
     };
 }
 
+mod http;
+
+pub use http::{
+    HttpAuth, HttpSourceConfig, JsonPointer, Paging, SecretFrom, TimeFormat, Window, END_IN_PATH,
+    START_IN_PATH,
+};
+
 /// The keys every kind of source takes.
-pub(super) struct Common<'a> {
+pub(crate) struct Common<'a> {
     pub name: &'a str,
     pub date_field: &'a str,
     pub tz_offset_field: Option<&'a str>,
     pub id_field: Option<&'a str>,
     pub every: Option<&'a str>,
     pub stale_after: Option<&'a str>,
-}
-
-source_table!(
-    /// `kind = "http"`.
-    RawHttp {
-        url: String,
-        token_env: Option<String>,
-        basic_user_env: Option<String>,
-        auth: Option<Box<RawHttpAuth>>,
-        updated_field: Option<String>,
-        page_limit: Option<i64>,
-        window_days: Option<i64>,
-        max_pages: Option<i64>,
-        timeout: Option<String>,
-        params: Option<BTreeMap<String, String>>,
-    }
-);
-
-/// `auth = { oauth2 = { ... } }` of an `http` source.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawHttpAuth {
-    oauth2: super::oauth2::RawOAuth2,
 }
 
 source_table!(
@@ -101,6 +83,15 @@ source_table!(
 );
 
 source_table!(
+    /// `kind = "sqlite"`.
+    RawSqlite {
+        path: String,
+        query: String,
+        timeout: Option<String>,
+    }
+);
+
+source_table!(
     /// `kind = "inbox"`.
     RawInbox {
         token_env: String,
@@ -112,15 +103,16 @@ source_table!(
 /// A `[[source]]`, as its kind reads it.
 #[derive(Debug)]
 pub(super) enum RawSource {
-    Http(RawHttp),
+    Http(http::RawHttp),
     File(RawFile),
     Command(RawCommand),
+    Sqlite(RawSqlite),
     Inbox(RawInbox),
 }
 
 impl RawSource {
     /// The kinds, as written, for messages.
-    pub const KINDS: &'static [&'static str] = &["http", "file", "command", "inbox"];
+    pub const KINDS: &'static [&'static str] = &["http", "file", "command", "sqlite", "inbox"];
 
     /// The keys every kind takes.
     pub fn common(&self) -> Common<'_> {
@@ -128,6 +120,7 @@ impl RawSource {
             Self::Http(s) => s.common(),
             Self::File(s) => s.common(),
             Self::Command(s) => s.common(),
+            Self::Sqlite(s) => s.common(),
             Self::Inbox(s) => s.common(),
         }
     }
@@ -146,9 +139,10 @@ impl RawSource {
         de: D,
     ) -> Option<Result<Self, D::Error>> {
         Some(match kind {
-            "http" => RawHttp::deserialize(de).map(Self::Http),
+            "http" => http::RawHttp::deserialize(de).map(Self::Http),
             "file" => RawFile::deserialize(de).map(Self::File),
             "command" => RawCommand::deserialize(de).map(Self::Command),
+            "sqlite" => RawSqlite::deserialize(de).map(Self::Sqlite),
             "inbox" => RawInbox::deserialize(de).map(Self::Inbox),
             _ => return None,
         })
@@ -174,13 +168,19 @@ pub struct SourceConfig {
 
 /// The kinds of source.
 #[derive(Debug, Clone)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a handful of sources, each read once from the configuration"
+)]
 pub enum SourceKind {
-    /// A health-data style HTTP API.
+    /// An HTTP API, in one of the dialects of [`HttpSourceConfig`].
     Http(HttpSourceConfig),
     /// A CSV or JSON Lines file, read whole.
     File(FileSourceConfig),
     /// A program whose standard output is JSON Lines or CSV.
     Command(CommandSourceConfig),
+    /// The rows of a read-only query on a SQLite database another app keeps.
+    Sqlite(SqliteSourceConfig),
     /// Records delivered to the daemon's listener (a phone app, a scale, a script).
     Inbox(InboxSourceConfig),
 }
@@ -188,8 +188,8 @@ pub enum SourceKind {
 /// How a kind of source is pulled: the one place that decides it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PullMode {
-    /// Read whole every run (a file, a command's output): its records are not stored, and what
-    /// it holds now is the truth for its days.
+    /// Read whole every run (a file, a command's output, a query's rows): its records are not
+    /// stored, and what it holds now is the truth for its days.
     Whole,
     /// Pulled incrementally (`updated_since`): records are stored by id, and the days whose
     /// records changed are recomputed from the store.
@@ -211,7 +211,7 @@ impl SourceKind {
     pub fn pull_mode(&self) -> PullMode {
         match self {
             Self::Http(_) => PullMode::Incremental,
-            Self::File(_) | Self::Command(_) => PullMode::Whole,
+            Self::File(_) | Self::Command(_) | Self::Sqlite(_) => PullMode::Whole,
             Self::Inbox(_) => PullMode::Pushed,
         }
     }
@@ -222,6 +222,7 @@ impl SourceKind {
             Self::Http(h) => Some(&h.id_field),
             Self::File(f) => f.id_field.as_deref(),
             Self::Command(c) => c.id_field.as_deref(),
+            Self::Sqlite(q) => q.id_field.as_deref(),
             Self::Inbox(i) => i.id_field.as_deref(),
         }
     }
@@ -232,45 +233,10 @@ impl SourceKind {
             Self::Http(_) => "http",
             Self::File(_) => "file",
             Self::Command(_) => "command",
+            Self::Sqlite(_) => "sqlite",
             Self::Inbox(_) => "inbox",
         }
     }
-}
-
-/// Settings of an `http` source.
-#[derive(Debug, Clone)]
-pub struct HttpSourceConfig {
-    /// The collection's URL (page 1).
-    pub url: Url,
-    /// How the agent authenticates.
-    pub auth: HttpAuth,
-    /// The field with each record's unique id.
-    pub id_field: String,
-    /// The field with each record's last change time.
-    pub updated_field: String,
-    /// Records per page, 1..=500.
-    pub page_limit: u32,
-    /// Longest span of one pull, in days (at most 31).
-    pub window_days: u32,
-    /// The most pages one query may have: a source that keeps linking to more is stopped.
-    pub max_pages: u32,
-    /// The longest one pull may take, all its pages and retries included.
-    pub timeout: Duration,
-    /// Extra query parameters.
-    pub params: BTreeMap<String, String>,
-}
-
-/// How an HTTP source is authenticated; secrets stay in the environment or the token store.
-#[derive(Debug, Clone)]
-pub enum HttpAuth {
-    /// No credentials.
-    None,
-    /// `Authorization: Bearer $VAR`.
-    BearerEnv(String),
-    /// An App Key from `$VAR` as the Basic user with an empty password.
-    BasicUserEnv(String),
-    /// A provider's OAuth2 access token, authorized with `login --source`.
-    OAuth2(Box<super::OAuth2Config>),
 }
 
 /// The format of a file or a command's output.
@@ -303,6 +269,19 @@ pub struct CommandSourceConfig {
     /// How long it may run.
     pub timeout: Duration,
     /// The field with a record's id, if records carry one.
+    pub id_field: Option<String>,
+}
+
+/// Settings of a `sqlite` source.
+#[derive(Debug, Clone)]
+pub struct SqliteSourceConfig {
+    /// The database file, with `~` expanded.
+    pub path: PathBuf,
+    /// The query; each row is a record, its column names the fields.
+    pub query: String,
+    /// How long the query may run.
+    pub timeout: Duration,
+    /// The field with a record's id, if rows carry one.
     pub id_field: Option<String>,
 }
 
@@ -435,7 +414,7 @@ pub(super) fn check(
     }
     let id_field = common.id_field.map(str::to_owned);
     let kind = match &raw {
-        RawSource::Http(h) => SourceKind::Http(check_http(
+        RawSource::Http(h) => SourceKind::Http(http::check_http(
             loc,
             i,
             h,
@@ -463,6 +442,22 @@ pub(super) fn check(
                 argv: c.command.clone(),
                 format: check_format(loc, i, c.format.as_deref(), None)?,
                 timeout: duration("timeout", c.timeout.as_deref())?
+                    .unwrap_or(Duration::from_secs(60)),
+                id_field,
+            })
+        }
+        RawSource::Sqlite(q) => {
+            if q.query.trim().is_empty() {
+                return Err(loc.error(
+                    &at("query"),
+                    "a sqlite source needs a non-empty `query`",
+                    "write the SELECT whose rows are the records, e.g. query = \"SELECT day, steps FROM daily\"",
+                ));
+            }
+            SourceKind::Sqlite(SqliteSourceConfig {
+                path: expand_home(&q.path),
+                query: q.query.clone(),
+                timeout: duration("timeout", q.timeout.as_deref())?
                     .unwrap_or(Duration::from_secs(60)),
                 id_field,
             })
@@ -501,112 +496,6 @@ pub(super) fn check(
         every: duration("every", common.every)?,
         stale_after: duration("stale_after", common.stale_after)?,
         kind,
-    })
-}
-
-/// The longest an HTTP pull may take unless `timeout` says otherwise: generous for a backfill of
-/// many pages, and still a bound, so that a source that never ends cannot hold the run forever.
-const DEFAULT_PULL_TIMEOUT: Duration = Duration::from_secs(10 * 60);
-
-/// The most pages one query may have unless `max_pages` says otherwise: 500 000 records at the
-/// largest page size.
-const DEFAULT_MAX_PAGES: u32 = 1000;
-
-fn check_http(
-    loc: &Locator<'_>,
-    i: usize,
-    raw: &RawHttp,
-    timeout: Option<Duration>,
-    agent: &super::AgentConfig,
-) -> Result<HttpSourceConfig, ConfigError> {
-    let at = |k| [Seg::Key("source"), Seg::Index(i), Seg::Key(k)];
-    let url = parse_url(loc, &at("url"), &raw.url)?;
-    let auth = match (&raw.token_env, &raw.basic_user_env, &raw.auth) {
-        (Some(_), Some(_), _) => {
-            return Err(loc.error(
-                &at("basic_user_env"),
-                "both token_env and basic_user_env are set",
-                "keep one: token_env for a Bearer token, basic_user_env for an App Key",
-            ))
-        }
-        (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
-            return Err(loc.error(
-                &at("auth"),
-                "auth is set beside token_env or basic_user_env",
-                "keep one way to authenticate",
-            ))
-        }
-        (Some(v), None, None) => HttpAuth::BearerEnv(v.clone()),
-        (None, Some(v), None) => HttpAuth::BasicUserEnv(v.clone()),
-        (None, None, Some(a)) => {
-            let under = |k: &'static str| {
-                vec![
-                    Seg::Key("source"),
-                    Seg::Index(i),
-                    Seg::Key("auth"),
-                    Seg::Key("oauth2"),
-                    Seg::Key(k),
-                ]
-            };
-            HttpAuth::OAuth2(Box::new(super::oauth2::check(
-                loc, &under, &a.oauth2, agent,
-            )?))
-        }
-        (None, None, None) => HttpAuth::None,
-    };
-    let bounded = |key: &'static str,
-                   value: Option<i64>,
-                   default: u32,
-                   range: std::ops::RangeInclusive<u32>,
-                   why: &str| {
-        match value {
-            None => Ok(default),
-            Some(n) if u32::try_from(n).is_ok_and(|n| range.contains(&n)) => Ok(n as u32),
-            Some(n) => Err(loc.error(
-                &at(key),
-                format!("{n} is outside {}..={}", range.start(), range.end()),
-                format!(
-                    "write a number from {} to {} ({why})",
-                    range.start(),
-                    range.end()
-                ),
-            )),
-        }
-    };
-    let page_limit = bounded(
-        "page_limit",
-        raw.page_limit,
-        500,
-        1..=500,
-        "the API's largest page is 500",
-    )?;
-    let window_days = bounded(
-        "window_days",
-        raw.window_days,
-        31,
-        1..=31,
-        "one query may span at most 31 days",
-    )?;
-    let max_pages = bounded(
-        "max_pages",
-        raw.max_pages,
-        DEFAULT_MAX_PAGES,
-        1..=1_000_000,
-        "pages one query may have",
-    )?;
-    Ok(HttpSourceConfig {
-        url,
-        auth,
-        id_field: raw.id_field.clone().unwrap_or_else(|| "id".into()),
-        updated_field: raw
-            .updated_field
-            .clone()
-            .unwrap_or_else(|| "updatedAt".into()),
-        page_limit,
-        window_days,
-        max_pages,
-        timeout: timeout.unwrap_or(DEFAULT_PULL_TIMEOUT),
-        params: raw.params.clone().unwrap_or_default(),
     })
 }
 

@@ -1,45 +1,41 @@
-//! The `http` source: a health-data style API (see `reference/source-sync.md`).
+//! The `http` source: an API's JSON pages, in the dialect its `[[source]]` describes.
 //!
-//! Every query carries `updated_since` (and `updated_before` for closed windows of at most
-//! `window_days`), pages are walked through the `Link` header's `next` (or `offset`, bounded by
-//! `X-Total-Count`, where there is no `Link`), 429 is waited out when the wait is short, and 5xx
-//! and network errors are retried a bounded number of times.
+//! A pull is a list of queries ([`window`]: change times since a cursor, as the health-data
+//! conventions have it, or spans of the user's days written as dates or instants), each walked
+//! page by page ([`paging`]: `Link` headers, offsets, page numbers, next URLs or cursors in the
+//! body) with the credentials [`auth`] reads when the pull starts. Records are found in each
+//! reply at `records` (a JSON Pointer), or by the health-data conventions.
+//!
+//! Every loop is bounded: a query stops after `max_pages` pages, a pull after `max_requests`
+//! requests, pages that go in a circle stop it with [`SourceError::PagingLoops`], 429 is waited
+//! out when the wait is short, and 5xx and network errors are retried a bounded number of times.
 
-use std::collections::HashSet;
+mod auth;
+mod paging;
+mod window;
+
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Timelike, Utc};
-use reqwest::header::{HeaderMap, ACCEPT, LINK, RETRY_AFTER};
+use chrono::{DateTime, TimeDelta, Utc};
+use chrono_tz::Tz;
+use reqwest::header::{HeaderMap, ACCEPT, RETRY_AFTER};
 use reqwest::StatusCode;
 use serde_json::{Map, Value};
 use url::Url;
 
-use super::link::next_link;
 use super::record::{Malformed, RecordParser, Unparsed};
 use super::{emit, excerpt, PullEvent, PullPlan, PullSummary, Sink, Source, SourceError};
-use crate::config::{HttpAuth, HttpSourceConfig, SourceConfig};
+use crate::config::{HttpSourceConfig, JsonPointer, SourceConfig};
 use crate::error::error_chain;
-use exist_api::Secret;
+use auth::Credentials;
+use paging::{first_page_params, Pager, Reply, Stop};
+use window::{Place, Query};
 
-/// How far an open-ended pull's cursor stays behind its start: clock skew between the source
-/// and this machine must not lose records; de-duplication by id makes the overlap harmless.
-pub const OVERLAP: TimeDelta = TimeDelta::minutes(5);
-
-/// How much shorter than `window_days` a window is kept: a source whose clock runs ahead of this
-/// machine's would otherwise see a window of exactly 31 days as a little longer, and refuse it.
-pub const WINDOW_MARGIN: TimeDelta = TimeDelta::hours(1);
+pub use window::{format_query_time, OVERLAP};
 
 /// Empty pages in a row, each linking to another, after which a query is stopped: a source's
 /// paging gone wrong, not data.
 const MAX_EMPTY_PAGES: usize = 3;
-
-/// The format of `updated_since` and `updated_before`: UTC, `YYYYMMDDTHHmmssZ`.
-const QUERY_TIME_FORMAT: &str = "%Y%m%dT%H%M%SZ";
-
-/// Writes a time the way `updated_since` and `updated_before` take it (`20140110T000000Z`).
-pub fn format_query_time(at: DateTime<Utc>) -> String {
-    at.format(QUERY_TIME_FORMAT).to_string()
-}
 
 /// How an HTTP source retries and waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +70,7 @@ impl RetryPolicy {
     }
 }
 
-/// A health-data API collection, pulled with `updated_since` cursors.
+/// An HTTP API's collection, pulled in the dialect of its configuration.
 #[derive(Debug)]
 pub struct HttpSource {
     name: String,
@@ -82,23 +78,10 @@ pub struct HttpSource {
     parser: RecordParser,
     client: reqwest::Client,
     retry: RetryPolicy,
+    /// The user's timezone: windows of days are the user's days.
+    tz: Tz,
     /// The OAuth2 tokens of a source with `auth.oauth2`.
     oauth: Option<std::sync::Arc<super::oauth2::SourceAuth>>,
-}
-
-/// The credentials of one pull, read from the environment when the pull starts.
-enum Credentials {
-    None,
-    Bearer(Secret),
-    BasicUser(Secret),
-}
-
-/// One query: a window of change times and the cursor that is safe once it is read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Query {
-    since: DateTime<Utc>,
-    before: Option<DateTime<Utc>>,
-    cursor: DateTime<Utc>,
 }
 
 /// A successful response.
@@ -107,8 +90,30 @@ struct Page {
     body: Vec<u8>,
 }
 
+/// What `doctor` learns from one request: the source answers, takes its credentials, and has
+/// records where `records` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    /// The request's URL (a secret sent as a query parameter is not in it).
+    pub url: Url,
+    /// Records on the first page.
+    pub records: usize,
+    /// Where they were found, as a JSON Pointer.
+    pub at: String,
+}
+
+/// Where a reply's records are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Found {
+    /// The pointer to them.
+    at: String,
+    /// How many there are.
+    count: usize,
+}
+
 impl HttpSource {
-    /// The source a `kind = "http"` `[[source]]` describes, with the default [`RetryPolicy`].
+    /// The source a `kind = "http"` `[[source]]` describes, with the default [`RetryPolicy`],
+    /// for a user in UTC until [`HttpSource::in_timezone`] says otherwise.
     pub fn new(source: &SourceConfig, http: &HttpSourceConfig) -> Result<Self, SourceError> {
         let client = reqwest::Client::builder()
             .user_agent(concat!("exist-agent/", env!("CARGO_PKG_VERSION")))
@@ -130,8 +135,9 @@ impl HttpSource {
             ),
             client,
             retry: RetryPolicy::default(),
+            tz: chrono_tz::UTC,
             oauth: match &http.auth {
-                HttpAuth::OAuth2(o) => {
+                crate::config::HttpAuth::OAuth2(o) => {
                     let store = super::oauth2::source_token_store(
                         o.token_store,
                         &o.state_dir,
@@ -157,23 +163,10 @@ impl HttpSource {
         self
     }
 
-    async fn credentials(&self) -> Result<Credentials, SourceError> {
-        let read = |var: &String| match std::env::var(var) {
-            Ok(value) if !value.is_empty() => Ok(Secret::new(value)),
-            _ => Err(SourceError::MissingEnv {
-                source_name: self.name.clone(),
-                var: var.clone(),
-            }),
-        };
-        Ok(match &self.config.auth {
-            HttpAuth::None => Credentials::None,
-            HttpAuth::BearerEnv(var) => Credentials::Bearer(read(var)?),
-            HttpAuth::BasicUserEnv(var) => Credentials::BasicUser(read(var)?),
-            HttpAuth::OAuth2(_) => match &self.oauth {
-                Some(auth) => Credentials::Bearer(auth.access_token().await?),
-                None => Credentials::None,
-            },
-        })
+    /// The same source for a user in `tz`, whose days its windows of days are.
+    pub fn in_timezone(mut self, tz: Tz) -> Self {
+        self.tz = tz;
+        self
     }
 
     /// Reads every page of one query, then reports its cursor.
@@ -185,9 +178,8 @@ impl HttpSource {
         summary: &mut PullSummary,
     ) -> Result<(), SourceError> {
         let first = self.first_url(query);
-        let mut url = first.clone();
-        let mut visited = HashSet::from([first.clone()]);
-        let mut offset = 0u64;
+        let mut pager = Pager::new(&self.config.paging, self.config.page_limit, first.clone());
+        let mut url = first;
         let mut empty_in_a_row = 0;
         for page_number in 1.. {
             let page = self.fetch(&url, credentials, summary).await?;
@@ -195,32 +187,46 @@ impl HttpSource {
             if let (1, Some(total)) = (page_number, total) {
                 emit(&self.name, sink, PullEvent::Total(total))?;
             }
-            let count = self.deliver_page(&url, &page.body, page_number, sink, summary)?;
-            summary.pages += 1;
-            let next = if page.headers.contains_key(LINK) {
-                next_link(&page.headers, &url)
-            } else {
-                // No Link header: step the offset, bounded by the total (or by a short page).
-                offset += u64::from(self.config.page_limit);
-                let more = count > 0
-                    && total.map_or(count >= self.config.page_limit as usize, |t| offset < t);
-                more.then(|| with_offset(&first, offset))
+            let bad = |problem| SourceError::BadResponse {
+                source_name: self.name.clone(),
+                url: url.to_string(),
+                problem,
             };
+            let mut body = parse_body(&page.body).map_err(bad)?;
+            let found = find_records(self.config.records.as_ref(), &body).map_err(bad)?;
+            let next = pager
+                .next(&Reply {
+                    url: &url,
+                    headers: &page.headers,
+                    body: &body,
+                    raw: &page.body,
+                    records: found.count,
+                    total,
+                })
+                .map_err(|stop| self.stopped(&url, stop));
+            // The page is handed over even when its next one cannot be followed: its records
+            // are good, only the cursor stays behind.
+            self.deliver_page(take_records(&mut body, &found), page_number, sink, summary)?;
+            summary.pages += 1;
+            let next = next?;
             let Some(next) = next else { break };
-            empty_in_a_row = if count == 0 { empty_in_a_row + 1 } else { 0 };
+            empty_in_a_row = if found.count == 0 {
+                empty_in_a_row + 1
+            } else {
+                0
+            };
             if empty_in_a_row >= MAX_EMPTY_PAGES {
                 return Err(self.unbounded(
-                    format!("the source kept sending empty pages that link to another one ({MAX_EMPTY_PAGES} in a row, at {url})"),
-                    "this is the source's paging going wrong; check the source's url and params, or report it to the service",
+                    format!("the source kept sending empty pages that lead to another one ({MAX_EMPTY_PAGES} in a row, at {url})"),
+                    "this is the source's paging going wrong; check the source's url, params and paging, or report it to the service",
                 ));
             }
             if page_number >= self.config.max_pages as usize {
                 return Err(self.unbounded(
-                    format!("one query went past {} pages (max_pages) and the source still links to more", self.config.max_pages),
+                    format!("one query went past {} pages (max_pages) and the source still leads to more", self.config.max_pages),
                     "raise max_pages for this source if it really holds that much, or narrow the query with params",
                 ));
             }
-            self.check_next(&url, &next, &mut visited)?;
             url = next;
         }
         emit(
@@ -232,36 +238,33 @@ impl HttpSource {
         )
     }
 
-    /// The query's first page: the configured URL and `params`, the window, and `limit`.
+    /// The query's first page: the configured URL (its `{start}` and `{end}` filled in) and
+    /// `params`, the window's parameters, and the paging's first-page parameters.
     fn first_url(&self, query: &Query) -> Url {
         let mut url = self.config.url.clone();
-        {
-            let mut pairs = url.query_pairs_mut();
-            for (key, value) in &self.config.params {
-                pairs.append_pair(key, value);
+        let bounds = window::bounds(&self.config.window, &query.span, self.tz);
+        let mut path = url.path().to_owned();
+        let mut pairs: Vec<(String, String)> = self
+            .config
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (place, value) in bounds {
+            match place {
+                Place::Path(placeholder) => path = path.replace(placeholder, &value),
+                Place::Param(name) => pairs.push((name, value)),
             }
-            pairs.append_pair("updated_since", &format_query_time(query.since));
-            if let Some(before) = query.before {
-                pairs.append_pair("updated_before", &format_query_time(before));
-            }
-            pairs.append_pair("limit", &self.config.page_limit.to_string());
+        }
+        url.set_path(&path);
+        pairs.extend(first_page_params(
+            &self.config.paging,
+            self.config.page_limit,
+        ));
+        if !pairs.is_empty() {
+            url.query_pairs_mut().extend_pairs(pairs);
         }
         url
-    }
-
-    /// A 401 to a freshly refreshed OAuth2 token: the authorization is gone (revoked).
-    fn unauthorized_again(&self, e: SourceError) -> SourceError {
-        match e {
-            SourceError::Status {
-                status: 401, body, ..
-            } if self.oauth.is_some() => {
-                SourceError::Auth(super::oauth2::SourceAuthError::Refused {
-                    source_name: self.name.clone(),
-                    detail: format!("401 to a refreshed token: {body}"),
-                })
-            }
-            other => other,
-        }
     }
 
     fn unbounded(&self, what: String, fix: &str) -> SourceError {
@@ -272,43 +275,30 @@ impl HttpSource {
         }
     }
 
-    /// Refuses a `next` link that would send the credentials elsewhere or walk in a circle.
-    fn check_next(
-        &self,
-        url: &Url,
-        next: &Url,
-        visited: &mut HashSet<Url>,
-    ) -> Result<(), SourceError> {
-        let problem = if next.origin() != self.config.url.origin() {
-            format!("the next-page link points to another site ({next}); the source's credentials are not sent there")
-        } else if !visited.insert(next.clone()) {
-            format!("the next-page link goes back to {next}: the pagination loops")
-        } else {
-            return Ok(());
-        };
-        Err(SourceError::BadResponse {
-            source_name: self.name.clone(),
-            url: url.to_string(),
-            problem,
-        })
+    fn stopped(&self, url: &Url, stop: Stop) -> SourceError {
+        match stop {
+            Stop::Loops(problem) => SourceError::PagingLoops {
+                source_name: self.name.clone(),
+                url: url.to_string(),
+                problem,
+            },
+            Stop::BadNext(problem) => SourceError::BadResponse {
+                source_name: self.name.clone(),
+                url: url.to_string(),
+                problem,
+            },
+        }
     }
 
-    /// Parses one page's records and hands them over; returns how many items the page had.
+    /// Parses one page's records and hands them over.
     fn deliver_page(
         &self,
-        url: &Url,
-        body: &[u8],
+        items: Vec<Value>,
         page_number: usize,
         sink: &mut Sink<'_>,
         summary: &mut PullSummary,
-    ) -> Result<usize, SourceError> {
-        let items = page_items(body).map_err(|problem| SourceError::BadResponse {
-            source_name: self.name.clone(),
-            url: url.to_string(),
-            problem,
-        })?;
-        let count = items.len();
-        let mut records = Vec::with_capacity(count);
+    ) -> Result<(), SourceError> {
+        let mut records = Vec::with_capacity(items.len());
         let mut malformed = Vec::new();
         for (index, item) in items.into_iter().enumerate() {
             let at = |id: Option<&str>| match id {
@@ -339,7 +329,7 @@ impl HttpSource {
         for report in malformed {
             emit(&self.name, sink, PullEvent::Malformed(report))?;
         }
-        Ok(count)
+        Ok(())
     }
 
     /// One GET, with retries: 5xx and network errors back off exponentially, 429 waits for
@@ -352,6 +342,12 @@ impl HttpSource {
     ) -> Result<Page, SourceError> {
         let (mut failures, mut limited) = (0, 0);
         loop {
+            if summary.requests >= self.config.max_requests as usize {
+                return Err(self.unbounded(
+                    format!("the pull went past {} requests (max_requests)", self.config.max_requests),
+                    "raise max_requests for this source if a pull really needs that many, or pull less at once (window_days, params)",
+                ));
+            }
             summary.requests += 1;
             tracing::debug!(source = %self.name, %url, "GET");
             let wait = match self.send(url, credentials).await {
@@ -397,32 +393,63 @@ impl HttpSource {
         }
     }
 
-    /// One request for the first page of the last day's changes, without retries: whether the
-    /// source answers and takes its credentials (`exist-agent doctor`).
-    pub async fn probe(&self) -> Result<(), SourceError> {
-        let credentials = self.credentials().await?;
+    /// One request for the first page of the most recent query, without retries: whether the
+    /// source answers, takes its credentials, and has records where `records` says
+    /// (`exist-agent doctor`).
+    pub async fn probe(&self) -> Result<Probe, SourceError> {
+        let credentials =
+            Credentials::resolve(&self.name, &self.config.auth, self.oauth.as_deref()).await?;
         let now = Utc::now();
-        let url = self.first_url(&Query {
-            since: now - TimeDelta::days(1),
-            before: None,
-            cursor: now,
-        });
-        match self.send(&url, &credentials).await {
-            Ok((status, _)) if status.is_success() => Ok(()),
-            Ok((status, page)) => Err(SourceError::Status {
+        let plan = PullPlan::Incremental {
+            since: Some(now - TimeDelta::days(1)),
+        };
+        let queries = window::plan(
+            &self.config.window,
+            &plan,
+            now,
+            self.tz,
+            self.config.window_days,
+        );
+        let Some(query) = queries.last() else {
+            return Err(self.unbounded(
+                "there is no query to make".into(),
+                "check the source's window",
+            ));
+        };
+        let url = self.first_url(query);
+        let page = match self.send(&url, &credentials).await {
+            Ok((status, page)) if status.is_success() => page,
+            Ok((status, page)) => {
+                return Err(SourceError::Status {
+                    source_name: self.name.clone(),
+                    url: url.to_string(),
+                    status: status.as_u16(),
+                    body: excerpt(&String::from_utf8_lossy(&page.body), 200),
+                })
+            }
+            Err(e) => {
+                return Err(SourceError::Network {
+                    source_name: self.name.clone(),
+                    url: url.to_string(),
+                    detail: error_chain(&e),
+                })
+            }
+        };
+        let found = parse_body(&page.body)
+            .and_then(|body| find_records(self.config.records.as_ref(), &body))
+            .map_err(|problem| SourceError::BadResponse {
                 source_name: self.name.clone(),
                 url: url.to_string(),
-                status: status.as_u16(),
-                body: excerpt(&String::from_utf8_lossy(&page.body), 200),
-            }),
-            Err(e) => Err(SourceError::Network {
-                source_name: self.name.clone(),
-                url: url.to_string(),
-                detail: error_chain(&e),
-            }),
-        }
+                problem,
+            })?;
+        Ok(Probe {
+            url,
+            records: found.count,
+            at: found.at,
+        })
     }
 
+    /// One GET. Its errors carry no URL: a secret sent as a query parameter would be in it.
     async fn send(
         &self,
         url: &Url,
@@ -432,16 +459,19 @@ impl HttpSource {
             .client
             .get(url.clone())
             .header(ACCEPT, "application/json");
-        // reqwest marks both Authorization headers sensitive, so they never show in its logs.
-        let request = match credentials {
-            Credentials::None => request,
-            Credentials::Bearer(token) => request.bearer_auth(token.expose()),
-            Credentials::BasicUser(key) => request.basic_auth(key.expose(), Some("")),
-        };
-        let response = request.send().await?;
+        let response = credentials
+            .apply(request)
+            .send()
+            .await
+            .map_err(reqwest::Error::without_url)?;
         let status = response.status();
         let headers = response.headers().clone();
-        let body = Vec::from(response.bytes().await?);
+        let body = Vec::from(
+            response
+                .bytes()
+                .await
+                .map_err(reqwest::Error::without_url)?,
+        );
         Ok((status, Page { headers, body }))
     }
 }
@@ -452,15 +482,21 @@ impl Source for HttpSource {
     }
 
     /// Pulls what `plan` asks, query by query; each query ends with its
-    /// [`PullEvent::WindowDone`]. An incremental pull is one open-ended query (preceded by
-    /// closed windows when the cursor is older than `window_days`), whose cursor is the pull's
-    /// start minus [`OVERLAP`].
+    /// [`PullEvent::WindowDone`].
     async fn pull(&self, plan: &PullPlan, sink: &mut Sink<'_>) -> Result<PullSummary, SourceError> {
-        let mut credentials = self.credentials().await?;
-        let window = TimeDelta::days(i64::from(self.config.window_days)) - WINDOW_MARGIN;
+        let credentials =
+            Credentials::resolve(&self.name, &self.config.auth, self.oauth.as_deref()).await?;
         let mut summary = PullSummary::default();
+        let queries = window::plan(
+            &self.config.window,
+            plan,
+            Utc::now(),
+            self.tz,
+            self.config.window_days,
+        );
+        let mut credentials = credentials;
         let mut refreshed = false;
-        for query in plan_queries(plan, Utc::now(), window) {
+        for query in queries {
             match self
                 .run_query(&query, &credentials, sink, &mut summary)
                 .await
@@ -486,97 +522,100 @@ impl Source for HttpSource {
     }
 }
 
-/// The queries of a pull, in order, started at `now`.
-///
-/// Times are whole seconds (the query format has no fractions) and windows are contiguous.
-/// A cursor is never later than `now - OVERLAP`: a record changed just before `now` may carry a
-/// slightly earlier time from the source's clock.
-fn plan_queries(plan: &PullPlan, now: DateTime<Utc>, window: TimeDelta) -> Vec<Query> {
-    let settled = now - OVERLAP;
-    match *plan {
-        PullPlan::Incremental { since } => {
-            let since = whole_seconds(since.unwrap_or(now - window));
-            let mut queries = closed_windows(since, whole_seconds(now - window), window, settled);
-            let open_since = queries.last().and_then(|q| q.before).unwrap_or(since);
-            queries.push(Query {
-                since: open_since,
-                before: None,
-                cursor: settled,
-            });
-            queries
-        }
-        PullPlan::Windows { from, to } => {
-            closed_windows(whole_seconds(from), whole_seconds(to), window, settled)
+impl HttpSource {
+    /// A 401 to a freshly refreshed OAuth2 token: the authorization is gone (revoked).
+    fn unauthorized_again(&self, e: SourceError) -> SourceError {
+        match e {
+            SourceError::Status {
+                status: 401, body, ..
+            } if self.oauth.is_some() => {
+                SourceError::Auth(super::oauth2::SourceAuthError::Refused {
+                    source_name: self.name.clone(),
+                    detail: format!("401 to a refreshed token: {body}"),
+                })
+            }
+            other => other,
         }
     }
 }
 
-/// Consecutive windows of at most `window` covering `from..to`.
-fn closed_windows(
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    window: TimeDelta,
-    settled: DateTime<Utc>,
-) -> Vec<Query> {
-    let mut queries = Vec::new();
-    let mut start = from;
-    while start < to {
-        let end = (start + window).min(to);
-        queries.push(Query {
-            since: start,
-            before: Some(end),
-            cursor: end.min(settled),
-        });
-        start = end;
-    }
-    queries
-}
-
-fn whole_seconds(at: DateTime<Utc>) -> DateTime<Utc> {
-    at.with_nanosecond(0).unwrap_or(at)
-}
-
-/// `url` with its `offset` parameter set to `offset`.
-fn with_offset(url: &Url, offset: u64) -> Url {
-    let kept: Vec<(String, String)> = url
-        .query_pairs()
-        .filter(|(key, _)| key != "offset")
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    let mut next = url.clone();
-    next.query_pairs_mut()
-        .clear()
-        .extend_pairs(kept)
-        .append_pair("offset", &offset.to_string());
-    next
-}
-
-/// The items of a page: a JSON array, or an object with a `data`, `results` or `items` array.
-fn page_items(body: &[u8]) -> Result<Vec<Value>, String> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
+/// A reply's body as JSON.
+fn parse_body(body: &[u8]) -> Result<Value, String> {
+    serde_json::from_slice(body).map_err(|e| {
         format!(
             "the answer is not JSON ({e}): {:?}",
             excerpt(&String::from_utf8_lossy(body), 100)
         )
-    })?;
-    match value {
-        Value::Array(items) => Ok(items),
-        Value::Object(mut envelope) => ["data", "results", "items"]
-            .into_iter()
-            .find_map(|key| match envelope.remove(key) {
-                Some(Value::Array(items)) => Some(items),
-                _ => None,
-            })
-            .ok_or_else(|| {
-                format!(
-                    "the answer is an object without a `data`, `results` or `items` list (keys: {})",
-                    keys(&envelope)
-                )
+    })
+}
+
+/// Where a reply's records are: at `records` (an array; an object is one record; `null`, or
+/// an index past the end of an array, is none), or, by the health-data conventions, the reply
+/// itself or its `data`, `results` or `items` array.
+fn find_records(records: Option<&JsonPointer>, body: &Value) -> Result<Found, String> {
+    let Some(pointer) = records else {
+        return match body {
+            Value::Array(items) => Ok(Found {
+                at: String::new(),
+                count: items.len(),
             }),
-        other => Err(format!(
-            "the answer is {}, not a list of records",
-            excerpt(&other.to_string(), 40)
-        )),
+            Value::Object(envelope) => ["data", "results", "items"]
+                .into_iter()
+                .find_map(|key| match envelope.get(key) {
+                    Some(Value::Array(items)) => Some(Found {
+                        at: format!("/{key}"),
+                        count: items.len(),
+                    }),
+                    _ => None,
+                })
+                .ok_or_else(|| {
+                    format!(
+                        "the answer is an object without a `data`, `results` or `items` list (keys: {}); set `records` to where its list is",
+                        keys(envelope)
+                    )
+                }),
+            other => Err(format!(
+                "the answer is {}, not a list of records",
+                excerpt(&other.to_string(), 40)
+            )),
+        };
+    };
+    let at = pointer.as_str().to_owned();
+    let count = match body.pointer(&at) {
+        Some(Value::Array(items)) => items.len(),
+        Some(Value::Object(_)) => 1,
+        Some(Value::Null) => 0,
+        Some(other) => {
+            return Err(format!(
+                "`{at}` holds {}, not a list of records",
+                excerpt(&other.to_string(), 40)
+            ))
+        }
+        None => {
+            let parent = &at[..at.rfind('/').unwrap_or(0)];
+            match body.pointer(parent) {
+                // An index past the end: an empty list of lists (Home Assistant's reply
+                // without history).
+                Some(Value::Array(_)) => 0,
+                Some(Value::Object(object)) => {
+                    return Err(format!(
+                        "the answer has nothing at `{at}` (keys there: {})",
+                        keys(object)
+                    ))
+                }
+                _ => return Err(format!("the answer has nothing at `{at}`")),
+            }
+        }
+    };
+    Ok(Found { at, count })
+}
+
+/// Takes the records [`find_records`] found out of `body`.
+fn take_records(body: &mut Value, found: &Found) -> Vec<Value> {
+    match body.pointer_mut(&found.at).map(Value::take) {
+        Some(Value::Array(items)) => items,
+        Some(object @ Value::Object(_)) => vec![object],
+        _ => Vec::new(),
     }
 }
 
@@ -610,102 +649,61 @@ fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
 mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
+    use serde_json::json;
 
     fn t(text: &str) -> DateTime<Utc> {
         text.parse().unwrap()
     }
 
-    #[test]
-    fn query_times_are_written_as_the_api_wants() {
-        let at = t("2014-01-10T00:00:00Z");
-        assert_eq!(format_query_time(at), "20140110T000000Z");
-    }
-
-    #[test]
-    fn incremental_pulls_are_one_open_query() {
-        let now = t("2026-11-20T12:00:00.750Z");
-        let day = TimeDelta::days(1);
-        let queries = plan_queries(
-            &PullPlan::Incremental {
-                since: Some(t("2026-11-20T10:00:00.5Z")),
-            },
-            now,
-            TimeDelta::days(31),
-        );
-        assert_eq!(
-            queries,
-            vec![Query {
-                since: t("2026-11-20T10:00:00Z"),
-                before: None,
-                cursor: now - OVERLAP
-            }]
-        );
-        // No cursor yet: the last window.
-        let first = plan_queries(&PullPlan::Incremental { since: None }, now, day * 3);
-        assert_eq!(first.len(), 1);
-        assert_eq!(first[0].since, t("2026-11-17T12:00:00Z"));
-    }
-
-    #[test]
-    fn an_old_cursor_is_caught_up_in_windows() {
-        let now = t("2026-11-20T12:00:00Z");
-        let queries = plan_queries(
-            &PullPlan::Incremental {
-                since: Some(t("2026-09-01T00:00:00Z")),
-            },
-            now,
-            TimeDelta::days(31),
-        );
-        let spans: Vec<_> = queries.iter().map(|q| (q.since, q.before)).collect();
-        assert_eq!(
-            spans,
-            vec![
-                (t("2026-09-01T00:00:00Z"), Some(t("2026-10-02T00:00:00Z"))),
-                (t("2026-10-02T00:00:00Z"), Some(t("2026-10-20T12:00:00Z"))),
-                (t("2026-10-20T12:00:00Z"), None),
-            ]
-        );
-    }
-
-    #[test]
-    fn windows_are_contiguous_bounded_and_their_cursors_settled() {
-        let now = t("2026-11-20T12:00:00Z");
-        let queries = plan_queries(
-            &PullPlan::Windows {
-                from: now - TimeDelta::days(100),
-                to: now,
-            },
-            now,
-            TimeDelta::days(31),
-        );
-        assert_eq!(queries.len(), 4);
-        assert_eq!(queries[0].since, now - TimeDelta::days(100));
-        for pair in queries.windows(2) {
-            assert_eq!(pair[0].before, Some(pair[1].since));
-            assert_eq!(pair[0].cursor, pair[1].since);
-        }
-        assert!(queries
-            .iter()
-            .all(|q| q.before.unwrap() - q.since <= TimeDelta::days(31)));
-        let last = queries.last().unwrap();
-        assert_eq!(last.before, Some(now));
-        assert_eq!(last.cursor, now - OVERLAP);
-        let empty = PullPlan::Windows { from: now, to: now };
-        assert!(plan_queries(&empty, now, TimeDelta::days(31)).is_empty());
+    fn found(records: Option<&str>, body: Value) -> Result<(String, usize), String> {
+        let pointer = records.map(|p| JsonPointer::parse(p).unwrap());
+        find_records(pointer.as_ref(), &body).map(|f| (f.at, f.count))
     }
 
     #[test]
     fn pages_are_arrays_or_envelopes() {
-        assert_eq!(page_items(b"[{\"a\":1}]").unwrap().len(), 1);
+        assert_eq!(found(None, json!([{"a": 1}])), Ok((String::new(), 1)));
         for key in ["data", "results", "items"] {
-            let body = format!("{{\"meta\":{{}},\"{key}\":[{{}},{{}}]}}");
-            assert_eq!(page_items(body.as_bytes()).unwrap().len(), 2, "{key}");
+            let body = json!({"meta": {}, key: [{}, {}]});
+            assert_eq!(found(None, body), Ok((format!("/{key}"), 2)), "{key}");
         }
-        assert!(page_items(b"{\"meta\":1}")
+        assert!(found(None, json!({"meta": 1}))
             .unwrap_err()
             .contains("keys: meta"));
-        assert!(page_items(b"<html>").unwrap_err().contains("not JSON"));
-        assert!(page_items(b"42").unwrap_err().contains("not a list"));
+        assert!(parse_body(b"<html>").unwrap_err().contains("not JSON"));
+        assert!(found(None, json!(42)).unwrap_err().contains("not a list"));
+    }
+
+    #[test]
+    fn records_are_found_at_their_pointer() {
+        let body = json!({"body": {"measuregrps": [{}, {}, {}], "more": 0}, "status": 0});
+        assert_eq!(
+            found(Some("/body/measuregrps"), body.clone()),
+            Ok(("/body/measuregrps".into(), 3))
+        );
+        assert!(found(Some("/body/groups"), body.clone())
+            .unwrap_err()
+            .contains("nothing at `/body/groups` (keys there: measuregrps, more)"));
+        assert!(found(Some("/status"), body)
+            .unwrap_err()
+            .contains("`/status` holds 0, not a list"));
+        // The first of a list of lists, absent when the list is empty.
+        assert_eq!(found(Some("/0"), json!([[{}, {}]])), Ok(("/0".into(), 2)));
+        assert_eq!(found(Some("/0"), json!([])), Ok(("/0".into(), 0)));
+        assert_eq!(found(Some(""), json!([{}])), Ok((String::new(), 1)));
+        assert_eq!(
+            found(Some("/data"), json!({"data": null})),
+            Ok(("/data".into(), 0))
+        );
+        // An object is one record; escaped tokens are read as RFC 6901 says.
+        let mut body = json!({"a/b": {"c~d": {"steps": 3}}});
+        let at = found(Some("/a~1b/c~0d"), body.clone()).unwrap();
+        assert_eq!(at.1, 1);
+        let f = Found {
+            at: at.0,
+            count: at.1,
+        };
+        assert_eq!(take_records(&mut body, &f), vec![json!({"steps": 3})]);
     }
 
     #[test]
@@ -736,14 +734,5 @@ mod tests {
         };
         let waits: Vec<_> = (1..=3).map(|n| policy.backoff(n).as_millis()).collect();
         assert_eq!(waits, vec![100, 200, 400]);
-    }
-
-    #[test]
-    fn the_offset_fallback_replaces_the_offset() {
-        let url = Url::parse("https://h/a?x=1&offset=5&limit=50").unwrap();
-        assert_eq!(
-            with_offset(&url, 100).as_str(),
-            "https://h/a?x=1&limit=50&offset=100"
-        );
     }
 }

@@ -1,10 +1,12 @@
 //! Sources: where records come from, and how they are pulled.
 //!
-//! Three kinds share one [`Source`] trait:
-//! - [`HttpSource`]: a health-data style API (`updated_since` cursors, `Link` pagination,
-//!   windows of at most 31 days), see `reference/source-sync.md`;
+//! Four kinds share one [`Source`] trait:
+//! - [`HttpSource`]: an HTTP API's JSON pages, by default in the health-data conventions
+//!   (`updated_since` cursors, `Link` pagination, windows of at most 31 days), or in the
+//!   dialect its configuration names (windows of days, offsets, cursors, next URLs, ...);
 //! - [`FileSource`]: a CSV or JSON Lines file, read whole each run;
-//! - [`CommandSource`]: a program whose standard output is JSON Lines or CSV.
+//! - [`CommandSource`]: a program whose standard output is JSON Lines or CSV;
+//! - [`SqliteSource`]: the rows of a read-only query on a database another app keeps.
 //!
 //! A pull hands [`PullEvent`]s to a sink as it goes: records, malformed-record reports, and
 //! [`PullEvent::WindowDone`] cursors. The engine stores the records it received and only then
@@ -22,12 +24,14 @@ pub mod inbox;
 pub mod link;
 pub mod oauth2;
 mod record;
+mod sqlite;
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 
 use crate::config::{SourceConfig, SourceKind};
 use crate::error::{Classify, ErrorKind};
@@ -35,8 +39,9 @@ use crate::error::{Classify, ErrorKind};
 pub use command::CommandSource;
 pub use field::FieldPath;
 pub use file::FileSource;
-pub use http::{format_query_time, HttpSource, RetryPolicy, OVERLAP};
+pub use http::{format_query_time, HttpSource, Probe, RetryPolicy, OVERLAP};
 pub use record::{Malformed, Record, RecordTime, TIME_ZONE_FIELD};
+pub use sqlite::SqliteSource;
 
 /// What the engine asks of a pull.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,8 +142,19 @@ pub enum SourceError {
         /// What is wrong with the answer.
         problem: String,
     },
-    /// A pull went past one of the source's bounds (pages, time): it is stopped, and its cursor
-    /// stays where it was, so nothing is lost.
+    /// A query's pages go in a circle (a next link, cursor or offset that repeats): the pull is
+    /// stopped, and its cursor stays where it was.
+    #[error("source \"{source_name}\": the paging loops: {problem} (at {url}); the pull was stopped and nothing after the last complete window is kept")]
+    PagingLoops {
+        /// The source.
+        source_name: String,
+        /// The page where it showed.
+        url: String,
+        /// What came back again.
+        problem: String,
+    },
+    /// A pull went past one of the source's bounds (pages, requests, time): it is stopped, and
+    /// its cursor stays where it was, so nothing is lost.
     #[error("source \"{source_name}\": {what}; the pull was stopped and nothing after the last complete window is kept")]
     Unbounded {
         /// The source.
@@ -185,6 +201,28 @@ pub enum SourceError {
         source_name: String,
         /// The timeout.
         after: Duration,
+    },
+    /// The command that prints the source's secret did not give one.
+    #[error("source \"{source_name}\": the auth command `{program}` {problem}")]
+    AuthCommand {
+        /// The source.
+        source_name: String,
+        /// The program.
+        program: String,
+        /// What went wrong.
+        problem: String,
+    },
+    /// A SQLite database could not be read.
+    #[error("source \"{source_name}\": {}: {problem}", path.display())]
+    Database {
+        /// The source.
+        source_name: String,
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite reported.
+        problem: String,
+        /// Whether trying again later may succeed (the owner holds a lock too long).
+        busy: bool,
     },
     /// The environment variable with the source's credentials is not set.
     #[error("source \"{source_name}\": the environment variable {var} is not set (or empty)")]
@@ -234,6 +272,7 @@ impl Classify for SourceError {
                 ErrorKind::Temporary
             }
             Self::Status { status, .. } if *status >= 500 || *status == 429 => ErrorKind::Temporary,
+            Self::Database { busy: true, .. } => ErrorKind::Temporary,
             Self::Sink { source, .. } => source.kind(),
             Self::Auth(e) => e.kind(),
             _ => ErrorKind::Failed,
@@ -246,7 +285,11 @@ impl Classify for SourceError {
             Self::Status { status, .. } => status_hint(*status).into(),
             Self::RateLimited { .. } => "nothing to do: the agent waits as the source asked, then pulls again".into(),
             Self::BadResponse { .. } => "check that the url is the collection endpoint and that `records` points at its list".into(),
+            Self::PagingLoops { .. } => "the source's pages go in a circle: check the source's paging (its style, pointer and parameter names) against the API's documentation".into(),
             Self::Unbounded { fix, .. } => fix.clone(),
+            Self::AuthCommand { .. } => "run the command by hand: it must print the secret on its standard output and exit 0".into(),
+            Self::Database { busy: true, .. } => "the app that owns the database held a lock too long; the next run reads it again".into(),
+            Self::Database { .. } => "check the source's path and query (`sqlite3 -readonly PATH` runs it by hand)".into(),
             Self::Io { .. } => "check the source's path and the file's permissions".into(),
             Self::Spawn { .. } => "check the source's command (is the program installed and on PATH?)".into(),
             Self::Command { .. } => "run the command by hand to see what is wrong".into(),
@@ -296,15 +339,21 @@ pub enum AnySource {
     /// An inbox, by name: its records come to the listener, so a pull of it has nothing to
     /// fetch (the engine does not even ask; see `PullMode::Pushed`).
     Inbox(String),
+    /// A SQLite database.
+    Sqlite(SqliteSource),
 }
 
-/// Builds the source a `[[source]]` describes.
-pub fn from_config(config: &SourceConfig) -> Result<AnySource, SourceError> {
+/// Builds the source a `[[source]]` describes, for a user in `tz` (whose days an HTTP source's
+/// windows of days are).
+pub fn from_config(config: &SourceConfig, tz: Tz) -> Result<AnySource, SourceError> {
     Ok(match &config.kind {
-        SourceKind::Http(http) => AnySource::Http(Box::new(HttpSource::new(config, http)?)),
+        SourceKind::Http(http) => {
+            AnySource::Http(Box::new(HttpSource::new(config, http)?.in_timezone(tz)))
+        }
         SourceKind::File(file) => AnySource::File(FileSource::new(config, file)),
         SourceKind::Command(command) => AnySource::Command(CommandSource::new(config, command)),
         SourceKind::Inbox(_) => AnySource::Inbox(config.name.clone()),
+        SourceKind::Sqlite(sqlite) => AnySource::Sqlite(SqliteSource::new(config, sqlite)),
     })
 }
 
@@ -315,6 +364,7 @@ impl Source for AnySource {
             Self::File(s) => s.name(),
             Self::Command(s) => s.name(),
             Self::Inbox(name) => name,
+            Self::Sqlite(s) => s.name(),
         }
     }
 
@@ -324,6 +374,7 @@ impl Source for AnySource {
             Self::File(s) => s.pull(plan, sink).await,
             Self::Command(s) => s.pull(plan, sink).await,
             Self::Inbox(_) => Ok(PullSummary::default()),
+            Self::Sqlite(s) => s.pull(plan, sink).await,
         }
     }
 }

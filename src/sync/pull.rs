@@ -301,8 +301,11 @@ async fn bounded(
 ) -> Result<PullSummary, SourceError> {
     let limit = match &source.kind {
         SourceKind::Http(h) => Some(h.timeout),
-        // A command has its own timeout; a file ends; an inbox is not pulled.
-        SourceKind::File(_) | SourceKind::Command(_) | SourceKind::Inbox(_) => None,
+        // A command and a query have their own timeouts; a file ends; an inbox is not pulled.
+        SourceKind::File(_)
+        | SourceKind::Command(_)
+        | SourceKind::Sqlite(_)
+        | SourceKind::Inbox(_) => None,
     };
     let stopped = async {
         match options.stop.clone() {
@@ -404,7 +407,7 @@ impl<'a> Pull<'a> {
         malformed: &mut Vec<Malformed>,
         mut totals: Option<&mut DayTotals>,
     ) -> Result<PullSummary, SourceError> {
-        let puller = sources::from_config(self.source)?;
+        let puller = sources::from_config(self.source, self.basis.tz)?;
         // A full pull of a stored source sees every record that still exists: the others vanished.
         let reconcile = self.full && totals.is_none();
         let mut seen: HashSet<String> = HashSet::new();

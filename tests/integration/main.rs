@@ -7,6 +7,8 @@ mod alerts;
 mod config_errors;
 mod daemon;
 mod demo;
+mod dialects;
+mod examples;
 mod exist_client;
 mod faults;
 mod fidelity;

@@ -19,8 +19,8 @@ use serde_json::{json, Map, Value as Json};
 use url::Url;
 
 use exist_agent::config::{
-    Aggregate, Config, FileSourceConfig, HttpAuth, HttpSourceConfig, RecordFormat, SourceConfig,
-    SourceKind,
+    Aggregate, Config, FileSourceConfig, HttpAuth, HttpSourceConfig, Paging, RecordFormat,
+    SourceConfig, SourceKind, Window,
 };
 use exist_agent::sources::link::{format_link_header, parse_link_header, Link};
 use exist_agent::sources::{
@@ -1284,11 +1284,15 @@ impl OnePageServer {
         let http = HttpSourceConfig {
             url: self.url.clone(),
             auth: HttpAuth::None,
+            records: None,
+            window: Window::default(),
+            paging: Paging::default(),
             id_field: "id".into(),
             updated_field: "updatedAt".into(),
             page_limit: 500,
             window_days: 31,
             max_pages: 1000,
+            max_requests: 5000,
             timeout: std::time::Duration::from_secs(600),
             params: BTreeMap::new(),
         };

@@ -1,6 +1,7 @@
 //! The README stays true: every command it shows in a `sh` block runs (except the ones it marks
-//! as needing an Exist account or running until stopped), every TOML example is a valid
-//! configuration, and its command table matches `--help`.
+//! as needing an Exist account or running until stopped), every TOML example (and every
+//! configuration in `examples/`) is a valid configuration, and its command table matches
+//! `--help`.
 
 use crate::common::{write_lines, World};
 use clap::CommandFactory;
@@ -110,19 +111,81 @@ fn every_command_the_readme_shows_runs() {
     );
 }
 
+/// Checks configuration `text`, as the agent reads it, naming `what` when it is refused.
+fn parses(what: &str, text: &str, dir: &std::path::Path) {
+    let path = dir.join("example.toml");
+    std::fs::write(&path, text).unwrap();
+    if let Err(e) = exist_agent::config::Config::load(&path) {
+        panic!("{what} does not parse: {e}\n{text}");
+    }
+}
+
+/// The configuration files of `examples/` (the Rust examples beside them are not configs).
+fn example_files() -> Vec<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
 #[test]
-fn every_toml_example_is_a_valid_configuration() {
-    let examples = blocks("toml");
-    assert!(examples.len() >= 3);
+fn every_example_configuration_parses() {
     let dir = tempfile::tempdir().unwrap();
-    for example in examples {
-        let text = format!("[exist]\nclient_id = \"x\"\n\n{example}");
-        // Examples show one source each; attributes refer to it.
-        let path = dir.path().join("example.toml");
-        std::fs::write(&path, &text).unwrap();
-        if let Err(e) = exist_agent::config::Config::load(&path) {
-            panic!("README example does not parse: {e}\n{example}");
-        }
+    // Every README block that is a configuration, or a part of one: a part gets an [exist]
+    // table ahead of it.
+    let readme: Vec<String> = blocks("toml")
+        .into_iter()
+        .filter(|b| b.contains("[[source]]") || b.contains("[exist]"))
+        .collect();
+    assert!(
+        readme.len() >= 9,
+        "the README shows its examples ({})",
+        readme.len()
+    );
+    for example in &readme {
+        let text = if example.contains("[exist]") {
+            example.clone()
+        } else {
+            format!("[exist]\nclient_id = \"x\"\n\n{example}")
+        };
+        parses("a README example", &text, dir.path());
+    }
+    // Every configuration in examples/, whole, as a user copies it.
+    let files = example_files();
+    assert!(files.len() >= 6, "examples/ holds the worked examples");
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        parses(&file.display().to_string(), &text, dir.path());
+    }
+}
+
+#[test]
+fn the_readme_shows_every_example_of_examples() {
+    // Lines compare trimmed: the README's blocks are indented inside lists.
+    let lines = |text: &str| -> Vec<String> {
+        text.lines()
+            .map(|l| l.trim().to_owned())
+            .filter(|l| !l.is_empty())
+            .collect()
+    };
+    let shown: Vec<Vec<String>> = blocks("toml").iter().map(|b| lines(b)).collect();
+    for file in example_files() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let Some(start) = text.find("[[source]]") else {
+            panic!("{} has no [[source]]", file.display())
+        };
+        let body = lines(&text[start..]);
+        assert!(
+            shown
+                .iter()
+                .any(|block| block.windows(body.len()).any(|w| w == body)),
+            "the README does not show {} (from its [[source]] on)",
+            file.display()
+        );
     }
 }
 

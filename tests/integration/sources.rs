@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use exist_agent::config::{
-    CommandSourceConfig, FileSourceConfig, HttpAuth, HttpSourceConfig, RecordFormat, SourceConfig,
-    SourceKind,
+    CommandSourceConfig, FileSourceConfig, HttpAuth, HttpSourceConfig, Paging, RecordFormat,
+    SecretFrom, SourceConfig, SourceKind, Window,
 };
 use exist_agent::sources::{
     format_query_time, from_config, HttpSource, PullEvent, PullPlan, PullSummary, Record,
@@ -39,11 +39,15 @@ fn http_config(url: Url, auth: HttpAuth, page_limit: u32, window_days: u32) -> S
         SourceKind::Http(HttpSourceConfig {
             url,
             auth,
+            records: None,
+            window: Window::default(),
+            paging: Paging::default(),
             id_field: "id".into(),
             updated_field: "updatedAt".into(),
             page_limit,
             window_days,
             max_pages: 1000,
+            max_requests: 5000,
             timeout: std::time::Duration::from_secs(600),
             params: BTreeMap::new(),
         }),
@@ -347,8 +351,13 @@ async fn bearer_tokens_come_from_the_environment() {
     seed(&sandbox, "r", 3, TimeDelta::hours(1));
     sandbox.set_token(Some("tok-s3cret".into()));
     let source = |var: &str| {
-        let config = http_config(sandbox.url(), HttpAuth::BearerEnv(var.into()), 50, 31);
-        from_config(&config).unwrap()
+        let config = http_config(
+            sandbox.url(),
+            HttpAuth::Bearer(SecretFrom::Env(var.into())),
+            50,
+            31,
+        );
+        from_config(&config, chrono_tz::UTC).unwrap()
     };
     let plan = PullPlan::Incremental { since: None };
 
@@ -556,7 +565,7 @@ fn file_source(path: &std::path::Path, format: RecordFormat) -> exist_agent::sou
             id_field: Some("id".into()),
         }),
     );
-    from_config(&config).unwrap()
+    from_config(&config, chrono_tz::UTC).unwrap()
 }
 
 #[tokio::test]
@@ -668,7 +677,7 @@ fn command_source(
             id_field: Some("id".into()),
         }),
     );
-    from_config(&config).unwrap()
+    from_config(&config, chrono_tz::UTC).unwrap()
 }
 
 const PLAN: PullPlan = PullPlan::Incremental { since: None };

@@ -67,7 +67,7 @@ impl std::fmt::Display for RedirectUri {
 }
 
 /// Where a secret (the OAuth client secret, a shared notification secret) is read from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretSource {
     /// Written in the configuration.
     Inline(Secret),
