@@ -437,6 +437,90 @@ mod tests {
         );
     }
 
+    fn rule(aggregate: Aggregate, field: Option<&str>, transform: Transform) -> Rule {
+        Rule {
+            aggregate,
+            field: field.map(FieldPath::new),
+            value_type: ValueType::Integer,
+            tz: chrono_tz::UTC,
+            transform,
+        }
+    }
+
+    fn day_value(rule: &Rule, records: &[DayRecord]) -> Option<Value> {
+        let mut acc = DayAccumulator::default();
+        for r in records {
+            let measure = rule.measure(&r.fields);
+            rule.take(&mut acc, sort_key(&r.time, rule.tz), measure);
+        }
+        rule.value(&acc)
+    }
+
+    fn meditating() -> Transform {
+        use crate::sync::transform::{Condition, Scalar, Test};
+        Transform {
+            conditions: vec![Condition {
+                field: FieldPath::new("activity"),
+                test: Test::Equals(Scalar::Text("Meditating".into())),
+            }],
+            ..Transform::default()
+        }
+    }
+
+    #[test]
+    fn any_and_count_of_matching_records() {
+        let day = [
+            rec("2026-11-20T08:00:00Z", json!({"activity": "Running", "n": 5})),
+            rec("2026-11-20T09:00:00Z", json!({"activity": "Meditating", "n": 20})),
+            rec("2026-11-20T10:00:00Z", json!({"activity": "Meditating", "n": 10})),
+        ];
+        let other_day = [rec("2026-11-21T08:00:00Z", json!({"activity": "Running"}))];
+        let any = rule(Aggregate::Any, None, meditating());
+        assert_eq!(day_value(&any, &day), Some(Value::Int(1)));
+        assert_eq!(day_value(&any, &other_day), Some(Value::Int(0)), "records, none matching");
+        assert_eq!(day_value(&any, &[]), None, "no records: nothing known");
+        let count = rule(Aggregate::Count, None, meditating());
+        assert_eq!(day_value(&count, &day), Some(Value::Int(2)));
+        assert_eq!(day_value(&count, &other_day), Some(Value::Int(0)));
+        let minutes = rule(Aggregate::Sum, Some("n"), meditating());
+        assert_eq!(day_value(&minutes, &day), Some(Value::Int(30)), "the runner's 5 left out");
+        assert_eq!(day_value(&minutes, &other_day), None, "absent is not zero");
+        assert_eq!(empty_day_value(Aggregate::Any), Some(Value::Int(0)));
+    }
+
+    #[test]
+    fn an_unmapped_value_is_a_named_skip() {
+        use crate::sync::transform::ValueMap;
+        let mood = Rule {
+            value_type: ValueType::Scale,
+            ..rule(
+                Aggregate::Mean,
+                Some("mood"),
+                Transform {
+                    map: Some(
+                        ValueMap::new([("rad".to_owned(), 9.0), ("meh".to_owned(), 5.0)]).unwrap(),
+                    ),
+                    ..Transform::default()
+                },
+            )
+        };
+        let fields = |m: &str| rec("2026-11-20T08:00:00Z", json!({ "mood": m })).fields;
+        assert_eq!(mood.measure(&fields("rad")), Measure::Number(9.0));
+        let Measure::Bad(problem) = mood.measure(&fields("sad")) else {
+            panic!("an unmapped word is no number");
+        };
+        assert_eq!(
+            problem.to_string(),
+            "field `mood` holds \"sad\", which `map` does not list; add it to the attribute's map"
+        );
+        let day = [
+            rec("2026-11-20T08:00:00Z", json!({"mood": "rad"})),
+            rec("2026-11-20T09:00:00Z", json!({"mood": "sad"})),
+            rec("2026-11-20T10:00:00Z", json!({"mood": "meh"})),
+        ];
+        assert_eq!(day_value(&mood, &day), Some(Value::Int(7)), "from the other two");
+    }
+
     #[test]
     fn times_round_trip_through_storage() {
         let times = [

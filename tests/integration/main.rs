@@ -14,3 +14,4 @@ mod properties;
 mod readme;
 mod sources;
 mod sync;
+mod transforms;
