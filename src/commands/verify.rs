@@ -134,7 +134,14 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
         });
         println!("{doc:#}");
     } else {
-        print_text(&differences, first, today, configured.len(), args.fix, fixed);
+        print_text(
+            &differences,
+            first,
+            today,
+            configured.len(),
+            args.fix,
+            fixed,
+        );
     }
     Ok(())
 }
@@ -161,7 +168,11 @@ fn fix(
     let fixable: Vec<(AttributeName, &Difference)> = differences
         .iter()
         .filter(|d| d.agent.is_some())
-        .filter_map(|d| AttributeName::new(d.attribute.as_str()).ok().map(|n| (n, d)))
+        .filter_map(|d| {
+            AttributeName::new(d.attribute.as_str())
+                .ok()
+                .map(|n| (n, d))
+        })
         .collect();
     session.store.transaction(|tx| {
         for (name, d) in &fixable {
@@ -188,7 +199,10 @@ fn print_text(
     fixing: bool,
     fixed: usize,
 ) {
-    let shown = |v: &Option<Value>| v.as_ref().map_or_else(|| "(none)".into(), ToString::to_string);
+    let shown = |v: &Option<Value>| {
+        v.as_ref()
+            .map_or_else(|| "(none)".into(), ToString::to_string)
+    };
     for d in differences {
         println!(
             "{} {}: Exist holds {}, the agent sent {} ({})",

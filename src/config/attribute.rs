@@ -345,7 +345,11 @@ pub(super) fn check(
     if !attribute.group().is_writable() {
         return Err(loc.error(
             &here,
-            format!("{} is in Exist's {} group, which Exist fills itself: no app may write it", attribute.display_name(), attribute.group()),
+            format!(
+                "{} is in Exist's {} group, which Exist fills itself: no app may write it",
+                attribute.display_name(),
+                attribute.group()
+            ),
             "remove this attribute, or send the value to a custom attribute in another group",
         ));
     }
@@ -372,14 +376,20 @@ pub(super) fn check(
     if aggregate == Aggregate::Any && !(zero_or_one(0.0) && zero_or_one(1.0)) {
         return Err(loc.error(
             &at("aggregate"),
-            format!("`any` gives 0 or 1, which {} ({vt}) cannot hold", attribute.display_name()),
+            format!(
+                "`any` gives 0 or 1, which {} ({vt}) cannot hold",
+                attribute.display_name()
+            ),
             "send it to a boolean (or integer) attribute",
         ));
     }
     if fill == Fill::Zero && !zero_or_one(0.0) {
         return Err(loc.error(
             &at("fill"),
-            format!("fill = \"zero\" gives 0, which {} ({vt}) cannot hold", attribute.display_name()),
+            format!(
+                "fill = \"zero\" gives 0, which {} ({vt}) cannot hold",
+                attribute.display_name()
+            ),
             "remove fill",
         ));
     }

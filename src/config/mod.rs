@@ -26,11 +26,11 @@ pub use attribute::{Aggregate, AttributeConfig, AttributeTarget, Fill};
 pub use error::ConfigError;
 use error::{Locator, Seg};
 pub use exist::ExistConfig;
-pub use tags::TagsConfig;
 pub use source::{
     CommandSourceConfig, FileSourceConfig, HttpAuth, HttpSourceConfig, PullMode, RecordFormat,
     SourceConfig, SourceKind,
 };
+pub use tags::TagsConfig;
 
 pub use crate::schedule::Schedule;
 pub use exist_api::auth::SecretSource;

@@ -148,7 +148,11 @@ mod tests {
             prefix: String::new(),
             ..tags.clone()
         };
-        assert_eq!(other.value_of(&a.key()), None, "another prefix: another table");
+        assert_eq!(
+            other.value_of(&a.key()),
+            None,
+            "another prefix: another table"
+        );
         assert_eq!(tags.value_of("custom:d: gym"), None);
         assert_eq!(tags.value_of("tag:[1,2]"), None);
     }

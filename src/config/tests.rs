@@ -94,6 +94,13 @@ fn example_config_parses_and_documents_every_key() {
         "label",
         "group",
         "value_type",
+        "where",
+        "map",
+        "scale",
+        "multiply",
+        "fill",
+        "separator",
+        "prefix",
     ];
     let missing: Vec<_> = every_key.iter().filter(|k| !documented(k)).collect();
     assert!(
@@ -373,13 +380,22 @@ fn transform_errors_name_line_key_and_fix() {
             "attribute[1].map.good",
             "\"good\" maps to 7, outside scale.from [1, 5]",
         ),
-        ("fill = \"zero\"", 17, "attribute[1].fill", "no mean to fill"),
+        (
+            "fill = \"zero\"",
+            17,
+            "attribute[1].fill",
+            "no mean to fill",
+        ),
         ("fill = \"zeros\"", 17, "attribute[1].fill", "not a fill"),
         ("multiply = 0", 17, "attribute[1].multiply", "nonsense"),
     ];
     for (extra, line, key, problem) in cases {
         let e = daylio_error(extra);
-        assert_eq!((e.line, e.key.as_str()), (Some(*line), *key), "{extra}: {e}");
+        assert_eq!(
+            (e.line, e.key.as_str()),
+            (Some(*line), *key),
+            "{extra}: {e}"
+        );
         assert!(e.problem.contains(problem), "{extra}: {e}");
         assert!(!e.fix.is_empty(), "{extra}: {e}");
     }
@@ -404,7 +420,10 @@ fn map_errors() {
     assert!(e.problem.contains("`count` looks at records"), "{e}");
     // A sum may leave the range of one value; only kept values are checked.
     let sum = DAYLIO
-        .replace("template = \"mood\"", "label = \"Mood points\"\ngroup = \"mood\"\nvalue_type = \"integer\"")
+        .replace(
+            "template = \"mood\"",
+            "label = \"Mood points\"\ngroup = \"mood\"\nvalue_type = \"integer\"",
+        )
         .replace("rad = 9", "rad = 90")
         .replace("\"mean\"", "\"sum\"");
     assert!(parse(&sum).is_ok());
@@ -415,13 +434,16 @@ fn any_and_tags_errors() {
     let e = daylio_error("\n[[attribute]]\nlabel = \"Gym\"\ngroup = \"custom\"\nvalue_type = \"boolean\"\nsource = \"daylio\"\nfield = \"activities\"\naggregate = \"any\"");
     assert_eq!(e.key, "attribute[2].field");
     assert!(e.problem.contains("`any` asks whether"), "{e}");
-    let e = daylio_error("\n[[attribute]]\ntemplate = \"energy_level\"\nsource = \"daylio\"\naggregate = \"any\"");
+    let e = daylio_error(
+        "\n[[attribute]]\ntemplate = \"energy_level\"\nsource = \"daylio\"\naggregate = \"any\"",
+    );
     assert_eq!(e.key, "attribute[2].aggregate");
     assert!(e.problem.contains("cannot hold"), "{e}");
     let e = daylio_error("\n[[tags]]\nsource = \"dayli\"\nfield = \"activities\"");
     assert_eq!((e.key.as_str(), e.line), ("tags[1].source", Some(19)));
     assert!(e.fix.contains("\"daylio\""), "{e}");
-    let e = daylio_error("\n[[tags]]\nsource = \"daylio\"\nfield = \"activities\"\nseparator = \"\"");
+    let e =
+        daylio_error("\n[[tags]]\nsource = \"daylio\"\nfield = \"activities\"\nseparator = \"\"");
     assert_eq!(e.key, "tags[1].separator");
     let e = daylio_error("\n[[tags]]\nsource = \"daylio\"\nfield = \"activities\"\n\n[[tags]]\nsource = \"daylio\"\nfield = \"activities\"");
     assert_eq!(e.key, "tags[2]");

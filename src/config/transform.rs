@@ -48,16 +48,15 @@ pub(super) fn check(
         None => Vec::new(),
         Some(value) => conditions(loc, &at("where"), value)?,
     };
-    let multiply = match raw.multiply {
-        Some(m) if !m.is_finite() || m == 0.0 => {
-            return Err(loc.error(
+    let multiply =
+        match raw.multiply {
+            Some(m) if !m.is_finite() || m == 0.0 => return Err(loc.error(
                 &at("multiply"),
                 format!("multiply = {m} turns every value into nonsense"),
                 "write the conversion factor, e.g. multiply = 0.45359237 for pounds to kilograms",
-            ))
-        }
-        m => m,
-    };
+            )),
+            m => m,
+        };
     let scale = match raw.scale {
         None => None,
         Some(RawScale { from, to }) => Some(
@@ -290,8 +289,18 @@ const TESTS: [&str; 4] = ["equals", "in", "matches", "exists"];
 fn condition(mut table: toml::Table) -> Result<Condition, (String, String)> {
     let field = match table.remove("field") {
         Some(toml::Value::String(f)) => f,
-        Some(other) => return Err((format!("`field` is {other}, not a field name"), WHERE_FIX.into())),
-        None => return Err(("a condition needs the `field` it tests".into(), WHERE_FIX.into())),
+        Some(other) => {
+            return Err((
+                format!("`field` is {other}, not a field name"),
+                WHERE_FIX.into(),
+            ))
+        }
+        None => {
+            return Err((
+                "a condition needs the `field` it tests".into(),
+                WHERE_FIX.into(),
+            ))
+        }
     };
     if field.is_empty() || field.split('.').any(str::is_empty) {
         return Err((
@@ -311,7 +320,8 @@ fn condition(mut table: toml::Table) -> Result<Condition, (String, String)> {
         (None, _) => {
             return Err((
                 format!("the condition on `{field}` has no test"),
-                "add one of equals = \"...\", in = [...], matches = \"regex\" or exists = true".into(),
+                "add one of equals = \"...\", in = [...], matches = \"regex\" or exists = true"
+                    .into(),
             ))
         }
         (Some(_), Some(_)) => {
@@ -335,10 +345,11 @@ fn condition(mut table: toml::Table) -> Result<Condition, (String, String)> {
         ("matches", toml::Value::String(pattern)) => {
             Test::Matches(regex::Regex::new(&pattern).map_err(|e| {
                 let why = e.to_string();
-                let why = why.lines().last().unwrap_or("").trim().to_owned();
+                let why = why.lines().last().unwrap_or("").trim();
+                let why = why.strip_prefix("error: ").unwrap_or(why).to_owned();
                 (
                     format!("matches = \"{pattern}\" is not a regular expression ({why})"),
-                    "fix the pattern (Rust regex syntax; escape a literal | ( or . with \\\\)".into(),
+                    "fix the pattern (Rust regex syntax; escape a literal | ( or . with \\)".into(),
                 )
             })?)
         }

@@ -225,7 +225,9 @@ pub async fn ensure_owned_all<'c>(
             let listed = match client.owned().await {
                 Ok(listed) => listed,
                 Err(e) => {
-                    tracing::debug!("cannot list the attributes this agent owns ({e}); acquiring by name");
+                    tracing::debug!(
+                        "cannot list the attributes this agent owns ({e}); acquiring by name"
+                    );
                     Vec::new()
                 }
             };

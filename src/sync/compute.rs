@@ -67,7 +67,15 @@ pub(super) fn compute(
             PullMode::Whole => {
                 if let Some(totals) = totals.get(&source.name) {
                     let fills = |i: usize| resolved[i].config.fill;
-                    from_totals(&attributes, totals, view, window, today, fills, &mut computed);
+                    from_totals(
+                        &attributes,
+                        totals,
+                        view,
+                        window,
+                        today,
+                        fills,
+                        &mut computed,
+                    );
                 }
             }
             PullMode::Incremental => {
@@ -114,9 +122,9 @@ pub(super) fn compute(
                                 measure => rule.take(&mut acc, sort_key(&time, basis.tz), measure),
                             }
                         }
-                        let filled = fill_from.filter(|first| day >= *first).and_then(|_| {
-                            empty_day_value(r.config.aggregate)
-                        });
+                        let filled = fill_from
+                            .filter(|first| day >= *first)
+                            .and_then(|_| empty_day_value(r.config.aggregate));
                         computed.values.push(DayValue {
                             attribute: i,
                             day,

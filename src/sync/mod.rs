@@ -7,10 +7,13 @@
 //! 3. pulls each due source ([`pull`]), each failing, waiting and retrying on its own: records of
 //!    incremental sources are stored before their cursor advances, sources read whole give
 //!    their day totals;
-//! 4. computes the days that need it ([`compute`]) and reconciles them with what the state holds
+//! 4. finds the `[[tags]]` values the records hold and resolves their attributes the same way,
+//!    creating the new ones ([`tags`]);
+//! 5. computes the days that need it ([`compute`]; each record through its attribute's
+//!    [`transform`] first) and reconciles them with what the state holds
 //!    ([`reconcile`]): a pure list of outbox operations, applied in one transaction (or, in a
 //!    dry run, shown);
-//! 5. sends the outbox in batches of at most 35 ([`outbox`]).
+//! 6. sends the outbox in batches of at most 35 ([`outbox`]).
 //!
 //! Everything a run did and every way it failed come back in one [`SyncRun`]. A crash at any
 //! point leaves records, cursors, changed days and pending values consistent: the next run picks
@@ -381,7 +384,8 @@ pub async fn sync(
         return run;
     }
     if !options.plan_only && !history_read.is_empty() {
-        let noted = store.transaction(|tx| history_read.iter().try_for_each(|k| tx.set_computed(k)));
+        let noted =
+            store.transaction(|tx| history_read.iter().try_for_each(|k| tx.set_computed(k)));
         if let Err(e) = noted {
             run.fail(None, e);
         }

@@ -137,7 +137,11 @@ impl DayTotals {
             }
             for (t, table) in self.tags.iter_mut().enumerate() {
                 let values = std::mem::take(&mut newest.tags[slot * tables + t]);
-                table.days.entry(newest.days[slot]).or_default().extend(values);
+                table
+                    .days
+                    .entry(newest.days[slot])
+                    .or_default()
+                    .extend(values);
             }
         }
     }
@@ -700,9 +704,27 @@ mod tests {
         let day = Day::new(chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap());
         let tags = |t: &[&str]| vec![t.iter().map(|s| (*s).to_owned()).collect::<BTreeSet<_>>()];
         let mut table = NewestById::default();
-        table.keep("a", day, at(1), [Measure::Excluded].into_iter(), tags(&["gym"]));
-        table.keep("b", day, at(2), [Measure::Number(2.0)].into_iter(), tags(&[]));
-        table.keep("a", day, at(3), [Measure::Number(3.0)].into_iter(), tags(&["work"]));
+        table.keep(
+            "a",
+            day,
+            at(1),
+            [Measure::Excluded].into_iter(),
+            tags(&["gym"]),
+        );
+        table.keep(
+            "b",
+            day,
+            at(2),
+            [Measure::Number(2.0)].into_iter(),
+            tags(&[]),
+        );
+        table.keep(
+            "a",
+            day,
+            at(3),
+            [Measure::Number(3.0)].into_iter(),
+            tags(&["work"]),
+        );
         assert_eq!(table.measure(0), Measure::Excluded);
         assert_eq!(table.measure(2), Measure::Number(3.0));
         assert_eq!(table.tags[2], tags(&["work"])[0]);

@@ -50,7 +50,8 @@ pub(super) fn discover(
             PullMode::Incremental => {
                 let marker = history_key(i, config);
                 let whole_history = mode == Mode::Full || !reader.computed_before(&marker)?;
-                let mut days: BTreeSet<Day> = reader.dirty_days(&source.name)?.into_iter().collect();
+                let mut days: BTreeSet<Day> =
+                    reader.dirty_days(&source.name)?.into_iter().collect();
                 let today = basis.today();
                 days.extend(
                     std::iter::successors(Some(today), |d| Some(d.pred()))
@@ -208,7 +209,11 @@ separator = " | "
         };
         let found = attributes(&config, &[owned], &[set(&["work", "gym", "/"])]);
         let labels: Vec<String> = found.attributes.iter().map(|a| a.display_name()).collect();
-        assert_eq!(labels, ["reading", "work"], "sorted, the owned one kept though unseen");
+        assert_eq!(
+            labels,
+            ["reading", "work"],
+            "sorted, the owned one kept though unseen"
+        );
         assert_eq!(found.origins[1], (0, "work".to_owned()));
         assert_eq!(found.left_out.len(), 2, "{:?}", found.left_out);
         assert!(found.left_out.iter().any(|m| m.contains("\"gym\"")));

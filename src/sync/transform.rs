@@ -82,7 +82,8 @@ impl Condition {
             (_, None) => false,
             (Test::Equals(s), Some(v)) => s.equals(v),
             (Test::In(list), Some(v)) => list.iter().any(|s| s.equals(v)),
-            (Test::Matches(re), Some(v)) => re.is_match(&text_of(v)),
+            (Test::Matches(re), Some(Json::String(text))) => re.is_match(text),
+            (Test::Matches(re), Some(v)) => re.is_match(&v.to_string()),
             (Test::HasTag { value, separator }, Some(v)) => {
                 tag_values(Some(v), separator.as_deref()).contains(value)
             }
@@ -127,11 +128,16 @@ impl Scalar {
     /// Whether a record's field value `v` equals this.
     pub fn equals(&self, v: &Json) -> bool {
         match self {
-            Self::Text(s) => text_of(v).trim() == s.trim(),
+            Self::Text(s) => match v {
+                Json::String(text) => text.trim() == s.trim(),
+                other => other.to_string().trim() == s.trim(),
+            },
             Self::Number(n) => number_of(v) == Some(*n),
             Self::Bool(b) => match v {
                 Json::Bool(x) => x == b,
-                Json::String(s) => s.trim().eq_ignore_ascii_case(if *b { "true" } else { "false" }),
+                Json::String(s) => s
+                    .trim()
+                    .eq_ignore_ascii_case(if *b { "true" } else { "false" }),
                 _ => false,
             },
         }
@@ -180,7 +186,10 @@ impl ValueMap {
                 return Some(e.to);
             }
         }
-        let text = text_of(raw);
+        let text = match raw {
+            Json::String(s) => std::borrow::Cow::Borrowed(s.as_str()),
+            other => std::borrow::Cow::Owned(other.to_string()),
+        };
         let text = text.trim();
         self.entries.iter().find(|e| e.text == text).map(|e| e.to)
     }
@@ -324,20 +333,33 @@ mod tests {
 
     fn mood_map() -> ValueMap {
         ValueMap::new(
-            [("rad", 9.0), ("good", 7.0), ("meh", 5.0), ("bad", 3.0), ("awful", 1.0)]
-                .map(|(k, v)| (k.to_owned(), v)),
+            [
+                ("rad", 9.0),
+                ("good", 7.0),
+                ("meh", 5.0),
+                ("bad", 3.0),
+                ("awful", 1.0),
+            ]
+            .map(|(k, v)| (k.to_owned(), v)),
         )
         .unwrap()
     }
 
     #[test]
     fn conditions_equal_match_exist_and_list() {
-        let f = fields(json!({"activity": " Meditating ", "n": 5, "ok": true, "s": {"kind": "run"}}));
+        let f =
+            fields(json!({"activity": " Meditating ", "n": 5, "ok": true, "s": {"kind": "run"}}));
         let text = |s: &str| Scalar::Text(s.into());
         assert!(when("activity", Test::Equals(text("Meditating"))).holds(&f));
-        assert!(!when("activity", Test::Equals(text("meditating"))).holds(&f), "case matters");
+        assert!(
+            !when("activity", Test::Equals(text("meditating"))).holds(&f),
+            "case matters"
+        );
         assert!(when("n", Test::Equals(Scalar::Number(5.0))).holds(&f));
-        assert!(when("n", Test::Equals(text("5"))).holds(&f), "a number's text");
+        assert!(
+            when("n", Test::Equals(text("5"))).holds(&f),
+            "a number's text"
+        );
         assert!(when("ok", Test::Equals(Scalar::Bool(true))).holds(&f));
         assert!(!when("ok", Test::Equals(Scalar::Bool(false))).holds(&f));
         assert!(when("s.kind", Test::In(vec![text("walk"), text("run")])).holds(&f));
@@ -347,10 +369,16 @@ mod tests {
         assert!(when("n", Test::Exists(true)).holds(&f));
         assert!(when("gone", Test::Exists(false)).holds(&f));
         assert!(!when("gone", Test::Exists(true)).holds(&f));
-        assert!(!when("gone", Test::Equals(text(""))).holds(&f), "absent equals nothing");
+        assert!(
+            !when("gone", Test::Equals(text(""))).holds(&f),
+            "absent equals nothing"
+        );
         assert!(!when("gone", Test::Matches(Regex::new("").unwrap())).holds(&f));
         let null = fields(json!({"n": null}));
-        assert!(when("n", Test::Exists(false)).holds(&null), "null is absent");
+        assert!(
+            when("n", Test::Exists(false)).holds(&null),
+            "null is absent"
+        );
     }
 
     #[test]
@@ -375,7 +403,11 @@ mod tests {
             ..Transform::default()
         };
         assert_eq!(t.number(&json!("rad"), true), Ok(9.0));
-        assert_eq!(t.number(&json!("meh "), true), Ok(5.0), "Daylio pads some words");
+        assert_eq!(
+            t.number(&json!("meh "), true),
+            Ok(5.0),
+            "Daylio pads some words"
+        );
         assert_eq!(t.number(&json!("sad"), true), Err(Skip::Unmapped));
         assert_eq!(t.number(&json!(3), true), Err(Skip::Unmapped));
         let numbers = ValueMap::new([("1".to_owned(), 10.0), ("2".to_owned(), 20.0)]).unwrap();
@@ -439,7 +471,9 @@ mod tests {
         );
         let padded = json!("stressed / frustrated  | cook  ");
         assert_eq!(
-            tag_values(Some(&padded), Some("|")).into_iter().collect::<Vec<_>>(),
+            tag_values(Some(&padded), Some("|"))
+                .into_iter()
+                .collect::<Vec<_>>(),
             ["cook", "stressed / frustrated"]
         );
         assert_eq!(
@@ -448,7 +482,11 @@ mod tests {
         );
         assert!(tag_values(Some(&json!("")), Some(" | ")).is_empty());
         assert!(tag_values(None, None).is_empty());
-        assert_eq!(tag_values(Some(&json!("a | b")), None).len(), 1, "no separator: one tag");
+        assert_eq!(
+            tag_values(Some(&json!("a | b")), None).len(),
+            1,
+            "no separator: one tag"
+        );
         let has = when(
             "activities",
             Test::HasTag {

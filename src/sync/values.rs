@@ -128,16 +128,26 @@ impl Rule {
         if self.value_type == ValueType::String {
             return Measure::Text(text_of(raw));
         }
-        let (field, found) = (field.to_string(), raw.to_string());
+        // Named only when the record is skipped: the common case allocates nothing.
+        let said = || (field.to_string(), raw.to_string());
         match self.transform.number(raw, self.value_type.is_whole()) {
-            Err(Skip::NotANumber) => Measure::Bad(ValueProblem::NotANumber { field, found }),
-            Err(skip) => Measure::Bad(ValueProblem::Transform {
-                field,
-                found,
-                why: skip.to_string(),
-            }),
-            Ok(x) if x.abs() > LARGEST => Measure::Bad(ValueProblem::TooLarge { field, found }),
-            Ok(x) => Measure::Number(x),
+            Ok(x) if x.abs() <= LARGEST => Measure::Number(x),
+            Ok(_) => {
+                let (field, found) = said();
+                Measure::Bad(ValueProblem::TooLarge { field, found })
+            }
+            Err(Skip::NotANumber) => {
+                let (field, found) = said();
+                Measure::Bad(ValueProblem::NotANumber { field, found })
+            }
+            Err(skip) => {
+                let (field, found) = said();
+                Measure::Bad(ValueProblem::Transform {
+                    field,
+                    found,
+                    why: skip.to_string(),
+                })
+            }
         }
     }
 
@@ -231,7 +241,11 @@ pub fn aggregate(
 /// fills empty days): sums, counts and `any` of nothing are zero; other aggregates cannot be
 /// unset (Exist never sets a value back to null).
 pub fn empty_day_value(aggregate: Aggregate) -> Option<Value> {
-    matches!(aggregate, Aggregate::Sum | Aggregate::Count | Aggregate::Any).then_some(Value::Int(0))
+    matches!(
+        aggregate,
+        Aggregate::Sum | Aggregate::Count | Aggregate::Any
+    )
+    .then_some(Value::Int(0))
 }
 
 /// A number as Exist expects it for `value_type`: whole types rounded, decimals kept.
@@ -470,20 +484,37 @@ mod tests {
     #[test]
     fn any_and_count_of_matching_records() {
         let day = [
-            rec("2026-11-20T08:00:00Z", json!({"activity": "Running", "n": 5})),
-            rec("2026-11-20T09:00:00Z", json!({"activity": "Meditating", "n": 20})),
-            rec("2026-11-20T10:00:00Z", json!({"activity": "Meditating", "n": 10})),
+            rec(
+                "2026-11-20T08:00:00Z",
+                json!({"activity": "Running", "n": 5}),
+            ),
+            rec(
+                "2026-11-20T09:00:00Z",
+                json!({"activity": "Meditating", "n": 20}),
+            ),
+            rec(
+                "2026-11-20T10:00:00Z",
+                json!({"activity": "Meditating", "n": 10}),
+            ),
         ];
         let other_day = [rec("2026-11-21T08:00:00Z", json!({"activity": "Running"}))];
         let any = rule(Aggregate::Any, None, meditating());
         assert_eq!(day_value(&any, &day), Some(Value::Int(1)));
-        assert_eq!(day_value(&any, &other_day), Some(Value::Int(0)), "records, none matching");
+        assert_eq!(
+            day_value(&any, &other_day),
+            Some(Value::Int(0)),
+            "records, none matching"
+        );
         assert_eq!(day_value(&any, &[]), None, "no records: nothing known");
         let count = rule(Aggregate::Count, None, meditating());
         assert_eq!(day_value(&count, &day), Some(Value::Int(2)));
         assert_eq!(day_value(&count, &other_day), Some(Value::Int(0)));
         let minutes = rule(Aggregate::Sum, Some("n"), meditating());
-        assert_eq!(day_value(&minutes, &day), Some(Value::Int(30)), "the runner's 5 left out");
+        assert_eq!(
+            day_value(&minutes, &day),
+            Some(Value::Int(30)),
+            "the runner's 5 left out"
+        );
         assert_eq!(day_value(&minutes, &other_day), None, "absent is not zero");
         assert_eq!(empty_day_value(Aggregate::Any), Some(Value::Int(0)));
     }
@@ -518,7 +549,11 @@ mod tests {
             rec("2026-11-20T09:00:00Z", json!({"mood": "sad"})),
             rec("2026-11-20T10:00:00Z", json!({"mood": "meh"})),
         ];
-        assert_eq!(day_value(&mood, &day), Some(Value::Int(7)), "from the other two");
+        assert_eq!(
+            day_value(&mood, &day),
+            Some(Value::Int(7)),
+            "from the other two"
+        );
     }
 
     #[test]

@@ -66,21 +66,54 @@ fn a_daylio_export_becomes_moods_and_daily_tags() {
     let rows = |extra_today: &str| {
         vec![
             header.clone(),
-            format!("{},x,Friday,9:41 pm,good,\"work | gym{extra_today}\",\"\",\"\"", d(0)),
-            format!("{},x,Friday,8:02 am,rad ,\"gym | reading \",\"\",\"\"", d(0)),
-            format!("{},x,Thursday,10:00 pm,meh,\"work\",\"\",\"long day\"", d(1)),
+            format!(
+                "{},x,Friday,9:41 pm,good,\"work | gym{extra_today}\",\"\",\"\"",
+                d(0)
+            ),
+            format!(
+                "{},x,Friday,8:02 am,rad ,\"gym | reading \",\"\",\"\"",
+                d(0)
+            ),
+            format!(
+                "{},x,Thursday,10:00 pm,meh,\"work\",\"\",\"long day\"",
+                d(1)
+            ),
             format!("{},x,Wednesday,11:00 pm,awful,\"\",\"\",\"\"", d(2)),
-            format!("{},x,Tuesday,11:00 pm,sad,\"work  | movies / tv\",\"\",\"\"", d(3)),
+            format!(
+                "{},x,Tuesday,11:00 pm,sad,\"work  | movies / tv\",\"\",\"\"",
+                d(3)
+            ),
         ]
     };
     write_lines(&export, &rows(""));
     world.write_config(&example("daylio.toml", "path", &export));
     world.login_with(&["mood_write", "custom_write"]);
 
-    world.cmd().args(["run", "--once"]).assert().success().stderr(
-        predicate::str::contains("holds \"sad\", which `map` does not list"),
+    // A dry run shows the tags it would create, and creates nothing.
+    world
+        .cmd()
+        .args(["run", "--once", "--dry-run"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "movies / tv {} (none) -> 1 (will be created)",
+            d(3)
+        )));
+    assert_eq!(world.count("/api/2/attributes/create/"), 0);
+
+    world
+        .cmd()
+        .args(["run", "--once"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "holds \"sad\", which `map` does not list",
+        ));
+    assert_eq!(
+        int(&world, "mood", &d(0)),
+        Some(8),
+        "the mean of good (7) and rad (9)"
     );
-    assert_eq!(int(&world, "mood", &d(0)), Some(8), "the mean of good (7) and rad (9)");
     assert_eq!(int(&world, "mood", &d(1)), Some(5));
     assert_eq!(int(&world, "mood", &d(2)), Some(1));
     assert_eq!(
@@ -107,7 +140,11 @@ fn a_daylio_export_becomes_moods_and_daily_tags() {
         "no entry that day: nothing said"
     );
     assert_eq!(world.count("/api/2/attributes/acquire/"), 1, "mood");
-    assert_eq!(world.count("/api/2/attributes/create/"), 1, "four tags in one call");
+    assert_eq!(
+        world.count("/api/2/attributes/create/"),
+        1,
+        "four tags in one call"
+    );
     assert_eq!(
         world.count("/api/2/attributes/update/"),
         1,
@@ -136,7 +173,11 @@ fn a_daylio_export_becomes_moods_and_daily_tags() {
     assert_eq!(values, [Some(1), Some(0), Some(0), Some(0)]);
     let last = world.calls("/api/2/attributes/update/").pop().unwrap();
     let sent = last.body.unwrap();
-    assert_eq!(sent.as_array().unwrap().len(), 4, "only the new tag's days: {sent}");
+    assert_eq!(
+        sent.as_array().unwrap().len(),
+        4,
+        "only the new tag's days: {sent}"
+    );
 }
 
 /// `days_ago` days before today in Los Angeles at `hh:mm` local, with its offset.
@@ -191,7 +232,11 @@ fn a_smart_scale_in_pounds_becomes_kilograms() {
             .and_then(|v| v.as_f64())
     };
     let kg = |lb: f64| (lb * 0.45359237 * 1e6).round() / 1e6;
-    assert_eq!(float("weight", 1), Some(kg(181.0)), "alex's last, not sam's");
+    assert_eq!(
+        float("weight", 1),
+        Some(kg(181.0)),
+        "alex's last, not sam's"
+    );
     assert_eq!(
         float("weight", 0),
         Some(kg(179.4)),
@@ -201,7 +246,11 @@ fn a_smart_scale_in_pounds_becomes_kilograms() {
     assert_eq!(float("body_fat", 0), Some(0.212), "its fat reading is fine");
     assert_eq!(world.count("/api/2/attributes/update/"), 1);
     world.cmd().args(["run", "--once"]).assert().success();
-    assert_eq!(world.count("/api/2/attributes/update/"), 1, "unchanged: nothing sent");
+    assert_eq!(
+        world.count("/api/2/attributes/update/"),
+        1,
+        "unchanged: nothing sent"
+    );
 }
 
 #[test]
@@ -252,9 +301,7 @@ fn tags_of_a_stored_source_are_found_in_its_history_and_its_changes() {
         .block_on(HealthSandbox::start("127.0.0.1:0".parse().unwrap()))
         .unwrap();
     let today = today_utc();
-    let record = |id: &str, days: i64, tags: Value| {
-        json!({"id": id, "startTime": format!("{}T12:00:00Z", ago(today, days)), "tags": tags})
-    };
+    let record = |id: &str, days: i64, tags: Value| json!({"id": id, "startTime": format!("{}T12:00:00Z", ago(today, days)), "tags": tags});
     api.upsert(record("a", 2, json!(["Yoga", "Work"])));
     api.upsert(record("b", 1, json!(["work"])));
     world.write_config(&format!(
@@ -267,8 +314,14 @@ fn tags_of_a_stored_source_are_found_in_its_history_and_its_changes() {
         tag_names(&world).keys().collect::<Vec<_>>(),
         ["habit work", "habit yoga"]
     );
-    assert_eq!(last_days(&world, today, "habit yoga"), [None, Some(0), Some(1)]);
-    assert_eq!(last_days(&world, today, "habit work"), [None, Some(1), Some(1)]);
+    assert_eq!(
+        last_days(&world, today, "habit yoga"),
+        [None, Some(0), Some(1)]
+    );
+    assert_eq!(
+        last_days(&world, today, "habit work"),
+        [None, Some(1), Some(1)]
+    );
 
     // A change today brings a new tag, created on first sight with the source's whole history.
     api.upsert(record("c", 0, json!(["reading"])));
@@ -278,9 +331,44 @@ fn tags_of_a_stored_source_are_found_in_its_history_and_its_changes() {
         last_days(&world, today, "habit reading"),
         [Some(1), Some(0), Some(0)]
     );
-    assert_eq!(last_days(&world, today, "habit work"), [Some(0), Some(1), Some(1)]);
-    assert_eq!(last_days(&world, today, "habit yoga"), [Some(0), Some(0), Some(1)]);
+    assert_eq!(
+        last_days(&world, today, "habit work"),
+        [Some(0), Some(1), Some(1)]
+    );
+    assert_eq!(
+        last_days(&world, today, "habit yoga"),
+        [Some(0), Some(0), Some(1)]
+    );
     let updates = world.count("/api/2/attributes/update/");
     world.cmd().args(["run", "--once"]).assert().success();
-    assert_eq!(world.count("/api/2/attributes/update/"), updates, "unchanged: nothing sent");
+    assert_eq!(
+        world.count("/api/2/attributes/update/"),
+        updates,
+        "unchanged: nothing sent"
+    );
+}
+
+#[test]
+fn every_configuration_in_examples_is_valid() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let dir_for_state = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        // The examples are added to a configuration whose [exist] table is the user's.
+        let text = format!(
+            "[exist]\nclient_id = \"x\"\n\n{}",
+            std::fs::read_to_string(&path).unwrap()
+        );
+        let file = dir_for_state.path().join("example.toml");
+        std::fs::write(&file, text).unwrap();
+        if let Err(e) = exist_agent::config::Config::load(&file) {
+            panic!("{} does not parse: {e}", path.display());
+        }
+        checked += 1;
+    }
+    assert!(checked >= 2, "the Daylio and smart scale examples at least");
 }

@@ -418,9 +418,8 @@ impl ExistClient {
         date_max: Day,
     ) -> Result<Vec<DayHeld>, ExistError> {
         let limit = days.clamp(1, 100);
-        let path = format!(
-            "attributes/values/?attribute={attribute}&limit={limit}&date_max={date_max}"
-        );
+        let path =
+            format!("attributes/values/?attribute={attribute}&limit={limit}&date_max={date_max}");
         let mut held: Vec<DayHeld> = self.all_pages(&path).await?;
         held.retain(|d| d.date <= date_max);
         held.truncate(days as usize);

@@ -167,8 +167,7 @@ mod tests {
 
     /// The documented list, transcribed by hand from Exist's documentation (the Exist fake's
     /// test reads the same transcription against its own, separately written table).
-    const DOCUMENTED: &str =
-        include_str!("../../exist-fakes/src/exist/fixtures/templates.txt");
+    const DOCUMENTED: &str = include_str!("../../exist-fakes/src/exist/fixtures/templates.txt");
 
     #[test]
     fn every_documented_template_is_known_with_its_group_and_type() {
@@ -194,7 +193,13 @@ mod tests {
             .map(|t| (t.name.to_owned(), t.group, t.value_type))
             .collect();
         assert_eq!(ours, documented);
-        for name in ["protein", "heartrate", "sleep_deep", "movies_min", "weather_temp_max"] {
+        for name in [
+            "protein",
+            "heartrate",
+            "sleep_deep",
+            "movies_min",
+            "weather_temp_max",
+        ] {
             assert!(find(name).is_some(), "{name}");
         }
     }
