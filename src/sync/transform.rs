@@ -296,7 +296,7 @@ pub fn range_of(vt: ValueType) -> Option<(f64, f64)> {
 }
 
 /// A field's value as a number: a number, text that reads as a finite one, or a boolean.
-pub(crate) fn number_of(v: &Json) -> Option<f64> {
+fn number_of(v: &Json) -> Option<f64> {
     match v {
         Json::Number(n) => n.as_f64(),
         // "NaN" and "inf" parse as floats but are no measure of anything.

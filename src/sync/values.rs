@@ -556,6 +556,34 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// `where` acts as a filter: sum and count of the records that match, and `any` of
+        /// them; a day whose records all fail it counts zero but sums nothing.
+        #[test]
+        fn where_is_a_filter(records in proptest::collection::vec((proptest::bool::ANY, 0i64..1000), 0..20)) {
+            use crate::sync::transform::{Condition, Scalar, Test};
+            let kept = Transform {
+                conditions: vec![Condition {
+                    field: FieldPath::new("keep"),
+                    test: Test::Equals(Scalar::Bool(true)),
+                }],
+                ..Transform::default()
+            };
+            let day: Vec<DayRecord> = records
+                .iter()
+                .map(|(keep, n)| rec("2026-11-20T08:00:00Z", json!({"keep": keep, "n": n})))
+                .collect();
+            let matching: Vec<i64> = records.iter().filter(|(k, _)| *k).map(|(_, n)| *n).collect();
+            let seen = !records.is_empty();
+            let count = day_value(&rule(Aggregate::Count, None, kept.clone()), &day);
+            proptest::prop_assert_eq!(count, seen.then_some(Value::Int(matching.len() as i64)));
+            let any = day_value(&rule(Aggregate::Any, None, kept.clone()), &day);
+            proptest::prop_assert_eq!(any, seen.then_some(Value::Int(i64::from(!matching.is_empty()))));
+            let sum = day_value(&rule(Aggregate::Sum, Some("n"), kept), &day);
+            proptest::prop_assert_eq!(sum, (!matching.is_empty()).then(|| Value::Int(matching.iter().sum())));
+        }
+    }
+
     #[test]
     fn times_round_trip_through_storage() {
         let times = [

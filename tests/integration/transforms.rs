@@ -372,3 +372,41 @@ fn every_configuration_in_examples_is_valid() {
     }
     assert!(checked >= 2, "the Daylio and smart scale examples at least");
 }
+
+#[test]
+fn forty_new_tags_are_created_in_batches_of_35() {
+    let world = World::new("");
+    let today = today_utc();
+    let export = world.path("daylio_export.csv");
+    let activities: Vec<String> = (0..40).map(|i| format!("activity {i:02}")).collect();
+    write_lines(
+        &export,
+        &[
+            "full_date,date,weekday,time,mood,activities,note_title,note".into(),
+            format!(
+                "{today},x,Friday,9:41 pm,good,\"{}\",\"\",\"\"",
+                activities.join(" | ")
+            ),
+        ],
+    );
+    world.write_config(&example("daylio.toml", "path", &export));
+    world.login_with(&["mood_write", "custom_write"]);
+    world.cmd().args(["run", "--once"]).assert().success();
+    let created: Vec<usize> = world
+        .calls("/api/2/attributes/create/")
+        .iter()
+        .map(|c| c.body.as_ref().unwrap().as_array().unwrap().len())
+        .collect();
+    assert_eq!(created, [35, 5]);
+    assert_eq!(tag_names(&world).len(), 40);
+    assert_eq!(
+        world.count("/api/2/attributes/update/"),
+        2,
+        "41 values: ceil(41 / 35) update calls"
+    );
+    let tags = tag_names(&world);
+    assert_eq!(
+        int(&world, &tags["activity 39"], &today.to_string()),
+        Some(1)
+    );
+}
