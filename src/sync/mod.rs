@@ -358,8 +358,17 @@ pub async fn sync(
         Ok(r) => r,
         Err(e) => {
             run.fail(None, e);
-            Vec::new()
+            return run;
         }
+    };
+    // A history read for tags that could not all be created is read again next run.
+    let history_read = if tag_resolved
+        .iter()
+        .any(|r| matches!(r.standing, Standing::Refused(_)))
+    {
+        Vec::new()
+    } else {
+        history_read
     };
     let mut resolved: Vec<Resolved<'_>> = resolved;
     let mut selected = selected;

@@ -410,3 +410,47 @@ fn forty_new_tags_are_created_in_batches_of_35() {
         Some(1)
     );
 }
+
+#[test]
+fn a_tag_exist_did_not_create_is_found_and_created_on_the_next_run() {
+    let world = World::new("");
+    let api = world
+        .rt
+        .block_on(HealthSandbox::start("127.0.0.1:0".parse().unwrap()))
+        .unwrap();
+    let today = today_utc();
+    let record = |id: &str, days: i64, tags: Value| json!({"id": id, "startTime": format!("{}T12:00:00Z", ago(today, days)), "tags": tags});
+    // Both tags lie in the history only, synced before the tags were configured: no change
+    // shows them again.
+    api.upsert(record("a", 5, json!(["yoga"])));
+    api.upsert(record("b", 4, json!(["work"])));
+    let source = format!(
+        "[[source]]\nname = \"habits\"\nkind = \"http\"\nurl = \"{}\"\ndate_field = \"startTime\"\n\n[[attribute]]\nlabel = \"Habit entries\"\ngroup = \"health\"\nvalue_type = \"integer\"\nsource = \"habits\"\naggregate = \"count\"\n",
+        api.url()
+    );
+    world.write_config(&source);
+    world.login_with(&["custom_write", "health_write"]);
+    world.cmd().args(["run", "--once"]).assert().success();
+    world.write_config(&format!(
+        "{source}\n[[tags]]\nsource = \"habits\"\nfield = \"tags\"\n"
+    ));
+    world.sandbox.inject(exist_fakes::exist::Fault::Misreport {
+        count: 1,
+        path_prefix: Some("/api/2/attributes/create/".into()),
+        item: 1,
+        how: exist_fakes::exist::Misreport::Omitted,
+    });
+    world.cmd().args(["run", "--once"]).assert().failure();
+    assert_eq!(
+        tag_names(&world).keys().collect::<Vec<_>>(),
+        ["work"],
+        "Exist's reply did not account for yoga"
+    );
+    world.cmd().args(["run", "--once"]).assert().success();
+    let tags = tag_names(&world);
+    let yoga: Vec<Option<i64>> = [5, 4]
+        .map(|n| int(&world, &tags["yoga"], &ago(today, n)))
+        .into();
+    assert_eq!(yoga, [Some(1), Some(0)], "its history was read again");
+    assert_eq!(int(&world, &tags["work"], &ago(today, 4)), Some(1));
+}
