@@ -1,9 +1,13 @@
 //! The `[[attribute]]` tables: what goes to Exist, and how a day's records become its value.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 use super::error::{Locator, Seg};
+use super::transform::{self, RawScale, RawTransform};
 use super::{ConfigError, SourceConfig};
+use crate::sync::transform::Transform;
 use exist_api::templates::{self, Template};
 use exist_api::types::{Group, ValueType};
 
@@ -18,6 +22,12 @@ pub(super) struct RawAttribute {
     pub source: String,
     pub field: Option<String>,
     pub aggregate: String,
+    #[serde(rename = "where")]
+    pub conditions: Option<toml::Value>,
+    pub map: Option<BTreeMap<String, toml::Value>>,
+    pub scale: Option<RawScale>,
+    pub multiply: Option<f64>,
+    pub fill: Option<String>,
 }
 
 /// One `[[attribute]]`: an Exist attribute and how its daily value is computed.
@@ -31,6 +41,10 @@ pub struct AttributeConfig {
     pub field: Option<crate::sources::FieldPath>,
     /// How a day's records become one value.
     pub aggregate: Aggregate,
+    /// Which records count, and what their field's value stands for.
+    pub transform: Transform,
+    /// What days without records get.
+    pub fill: Fill,
 }
 
 impl AttributeConfig {
@@ -41,6 +55,7 @@ impl AttributeConfig {
             AttributeTarget::Existing { group, .. } | AttributeTarget::Custom { group, .. } => {
                 *group
             }
+            AttributeTarget::Tag { .. } => Group::Custom,
         }
     }
 
@@ -50,6 +65,7 @@ impl AttributeConfig {
             AttributeTarget::Template(t) => t.value_type,
             AttributeTarget::Existing { value_type, .. }
             | AttributeTarget::Custom { value_type, .. } => *value_type,
+            AttributeTarget::Tag { .. } => ValueType::Boolean,
         }
     }
 
@@ -59,6 +75,7 @@ impl AttributeConfig {
             AttributeTarget::Template(t) => format!("template:{}", t.name),
             AttributeTarget::Existing { name, .. } => format!("name:{name}"),
             AttributeTarget::Custom { label, .. } => format!("custom:{label}"),
+            AttributeTarget::Tag { key, .. } => key.clone(),
         }
     }
 
@@ -67,7 +84,9 @@ impl AttributeConfig {
         match &self.target {
             AttributeTarget::Template(t) => t.name.to_owned(),
             AttributeTarget::Existing { name, .. } => name.clone(),
-            AttributeTarget::Custom { label, .. } => label.clone(),
+            AttributeTarget::Custom { label, .. } | AttributeTarget::Tag { label, .. } => {
+                label.clone()
+            }
         }
     }
 }
@@ -95,6 +114,24 @@ pub enum AttributeTarget {
         /// Its value type.
         value_type: ValueType,
     },
+    /// One value of a `[[tags]]` field: a custom boolean (group `custom`), created on first
+    /// sight; Exist chooses its name.
+    Tag {
+        /// The label shown in Exist: the tags' prefix and the value.
+        label: String,
+        /// Its identity in the state (see [`super::TagsConfig::attribute`]).
+        key: String,
+    },
+}
+
+/// What the days of the synced range without records get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fill {
+    /// No value: nothing is known about them.
+    #[default]
+    Nothing,
+    /// Zero (`sum`, `count` and `any` only): no record means none happened.
+    Zero,
 }
 
 /// How a day's records become one value.
@@ -112,16 +149,19 @@ pub enum Aggregate {
     Mean,
     /// The value of the latest record.
     Last,
+    /// 1 when the day has a record that matches `where`, else 0.
+    Any,
 }
 
 impl Aggregate {
-    const NAMES: [(&'static str, Aggregate); 6] = [
+    const NAMES: [(&'static str, Aggregate); 7] = [
         ("sum", Self::Sum),
         ("count", Self::Count),
         ("max", Self::Max),
         ("min", Self::Min),
         ("mean", Self::Mean),
         ("last", Self::Last),
+        ("any", Self::Any),
     ];
 
     fn from_name(name: &str) -> Option<Self> {
@@ -256,16 +296,45 @@ pub(super) fn check(
         loc.error(
             &at("aggregate"),
             format!("\"{}\" is not an aggregate", raw.aggregate),
-            "write sum, count, max, min, mean or last",
+            "write sum, count, max, min, mean, last or any",
         )
     })?;
-    let attribute = AttributeConfig {
+    let fill = match raw.fill.as_deref() {
+        None | Some("none") => Fill::Nothing,
+        Some("zero") if matches!(aggregate, Aggregate::Sum | Aggregate::Count | Aggregate::Any) => {
+            Fill::Zero
+        }
+        Some("zero") => {
+            return Err(loc.error(
+                &at("fill"),
+                format!("a day without records has no {} to fill with zero", raw.aggregate),
+                "remove fill, or use it with aggregate sum, count or any",
+            ))
+        }
+        Some(other) => {
+            return Err(loc.error(
+                &at("fill"),
+                format!("\"{other}\" is not a fill"),
+                "write fill = \"zero\" (days without records get 0), or leave it out (they get no value)",
+            ))
+        }
+    };
+    let mut attribute = AttributeConfig {
         target,
         source: raw.source,
         field: raw.field.map(crate::sources::FieldPath::new),
         aggregate,
+        transform: Transform::default(),
+        fill,
     };
-    if attribute.field.is_none() && aggregate != Aggregate::Count {
+    if aggregate == Aggregate::Any && attribute.field.is_some() {
+        return Err(loc.error(
+            &at("field"),
+            "`any` asks whether a day has a record that matches `where`, not what a field holds",
+            "remove field, and say which records count with where = { field = \"...\", equals = \"...\" } (or exists = true)",
+        ));
+    }
+    if attribute.field.is_none() && !matches!(aggregate, Aggregate::Count | Aggregate::Any) {
         return Err(loc.error(
             &here,
             format!("`{}` needs the record `field` to aggregate", raw.aggregate),
@@ -301,6 +370,43 @@ pub(super) fn check(
             "use aggregate = \"last\"",
         ));
     }
+    let zero_or_one = |x: f64| {
+        crate::sync::transform::range_of(vt).is_some_and(|(lo, hi)| (lo..=hi).contains(&x))
+    };
+    if aggregate == Aggregate::Any && !(zero_or_one(0.0) && zero_or_one(1.0)) {
+        return Err(loc.error(
+            &at("aggregate"),
+            format!(
+                "`any` gives 0 or 1, which {} ({vt}) cannot hold",
+                attribute.display_name()
+            ),
+            "send it to a boolean (or integer) attribute",
+        ));
+    }
+    if fill == Fill::Zero && !zero_or_one(0.0) {
+        return Err(loc.error(
+            &at("fill"),
+            format!(
+                "fill = \"zero\" gives 0, which {} ({vt}) cannot hold",
+                attribute.display_name()
+            ),
+            "remove fill",
+        ));
+    }
+    let cx = transform::Context {
+        index: i,
+        aggregate,
+        aggregate_name: &raw.aggregate,
+        value_type: vt,
+        display_name: attribute.display_name(),
+    };
+    let raw_transform = RawTransform {
+        conditions: raw.conditions,
+        map: raw.map,
+        scale: raw.scale,
+        multiply: raw.multiply,
+    };
+    attribute.transform = transform::check(loc, &cx, raw_transform)?;
     Ok(attribute)
 }
 

@@ -10,6 +10,8 @@ mod error;
 mod exist;
 mod oauth2;
 mod source;
+mod tags;
+mod transform;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -18,8 +20,10 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use url::Url;
 
+use exist_api::types::Group;
+
 pub use agent::{AgentConfig, AlertConfig, DEFAULT_ALERT_AFTER};
-pub use attribute::{Aggregate, AttributeConfig, AttributeTarget};
+pub use attribute::{Aggregate, AttributeConfig, AttributeTarget, Fill};
 pub use error::ConfigError;
 use error::{Locator, Seg};
 pub use exist::ExistConfig;
@@ -29,6 +33,7 @@ pub use source::{
     InboxSourceConfig, JsonPointer, Paging, PullMode, RecordFormat, SecretFrom, SourceConfig,
     SourceKind, SqliteSourceConfig, TimeFormat, Window, END_IN_PATH, START_IN_PATH,
 };
+pub use tags::TagsConfig;
 
 pub use crate::schedule::Schedule;
 pub use exist_api::auth::SecretSource;
@@ -53,6 +58,8 @@ struct RawConfig {
     source: Vec<IgnoredAny>,
     #[serde(default)]
     attribute: Vec<attribute::RawAttribute>,
+    #[serde(default)]
+    tags: Vec<tags::RawTags>,
 }
 
 /// A checked configuration.
@@ -68,6 +75,8 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     /// What is pushed to Exist, in file order.
     pub attributes: Vec<AttributeConfig>,
+    /// Fields whose values become daily tags, in file order.
+    pub tags: Vec<TagsConfig>,
 }
 
 impl Config {
@@ -149,25 +158,31 @@ impl Config {
             }
             attributes.push(attribute);
         }
+        let mut tags = Vec::with_capacity(raw.tags.len());
+        for (i, t) in raw.tags.into_iter().enumerate() {
+            let checked = tags::check(loc, i, t, &sources, &tags)?;
+            tags.push(checked);
+        }
         Ok(Self {
             path: path.to_owned(),
             exist,
             agent,
             sources,
             attributes,
+            tags,
         })
     }
 
     /// The OAuth scopes this configuration needs: one write scope per group it writes, and with
     /// `[exist] verify` their read scopes too, sorted.
     pub fn scopes(&self) -> Vec<String> {
-        let mut scopes: BTreeSet<String> = self
-            .attributes
-            .iter()
-            .map(|a| a.group().write_scope())
-            .collect();
+        let mut groups: BTreeSet<Group> = self.attributes.iter().map(|a| a.group()).collect();
+        if !self.tags.is_empty() {
+            groups.insert(Group::Custom);
+        }
+        let mut scopes: BTreeSet<String> = groups.iter().map(|g| g.write_scope()).collect();
         if self.exist.verify {
-            scopes.extend(self.attributes.iter().map(|a| a.group().read_scope()));
+            scopes.extend(groups.iter().map(|g| g.read_scope()));
         }
         scopes.into_iter().collect()
     }

@@ -105,6 +105,13 @@ fn example_config_parses_and_documents_every_key() {
         "label",
         "group",
         "value_type",
+        "where",
+        "map",
+        "scale",
+        "multiply",
+        "fill",
+        "separator",
+        "prefix",
     ];
     let missing: Vec<_> = every_key.iter().filter(|k| !documented(k)).collect();
     assert!(
@@ -321,4 +328,185 @@ fn alerts_are_checked() {
         "date_field = \"startTime\"\nstale_after = \"often\"",
     ));
     assert_eq!(e.key, "source[1].stale_after");
+}
+
+const DAYLIO: &str = r#"
+[exist]
+client_id = "abc"
+
+[[source]]
+name = "daylio"
+kind = "file"
+path = "daylio.csv"
+date_field = "full_date"
+
+[[attribute]]
+template = "mood"
+source = "daylio"
+field = "mood"
+aggregate = "mean"
+map = { rad = 9, good = 7, meh = 5, bad = 3, awful = 1 }
+"#;
+
+#[test]
+fn transforms_parse_into_types() {
+    let text = format!(
+        "{DAYLIO}\n[[attribute]]\nlabel = \"Meditated\"\ngroup = \"custom\"\nvalue_type = \"boolean\"\nsource = \"daylio\"\naggregate = \"any\"\nfill = \"zero\"\nwhere = [{{ field = \"activities\", matches = \"medit\" }}, {{ field = \"mood\", in = [\"rad\", \"good\"] }}]\n\n[[attribute]]\ntemplate = \"weight\"\nsource = \"daylio\"\nfield = \"lb\"\naggregate = \"last\"\nmultiply = 0.45359237\nwhere = {{ field = \"user\", exists = true }}\n\n[[tags]]\nsource = \"daylio\"\nfield = \"activities\"\nseparator = \" | \"\nprefix = \"daylio \"\n"
+    );
+    let c = parse(&text).unwrap();
+    let mood = &c.attributes[0];
+    assert!(mood.transform.map.is_some() && mood.transform.conditions.is_empty());
+    let meditated = &c.attributes[1];
+    assert_eq!(meditated.aggregate, Aggregate::Any);
+    assert_eq!(meditated.fill, Fill::Zero);
+    assert_eq!(meditated.transform.conditions.len(), 2);
+    assert_eq!(c.attributes[2].transform.multiply, Some(0.45359237));
+    assert_eq!(
+        c.tags,
+        [TagsConfig {
+            source: "daylio".into(),
+            field: "activities".into(),
+            separator: Some(" | ".into()),
+            prefix: "daylio ".into(),
+        }]
+    );
+    assert_eq!(
+        c.scopes(),
+        ["custom_write", "health_write", "mood_write"],
+        "tags are written to the custom group"
+    );
+}
+
+/// The error for `DAYLIO` with `extra` appended to its attribute (line 17 on).
+fn daylio_error(extra: &str) -> ConfigError {
+    error(&format!("{DAYLIO}{extra}\n"))
+}
+
+#[test]
+fn transform_errors_name_line_key_and_fix() {
+    let cases: &[(&str, usize, &str, &str)] = &[
+        (
+            "where = { field = \"mood\", matches = \"(rad\" }",
+            17,
+            "attribute[1].where",
+            "is not a regular expression",
+        ),
+        (
+            "where = { field = \"mood\", equals = \"rad\", in = [\"good\"] }",
+            17,
+            "attribute[1].where",
+            "more than one test",
+        ),
+        (
+            "where = { field = \"mood\", contains = \"rad\" }",
+            17,
+            "attribute[1].where",
+            "`contains` is not a test",
+        ),
+        (
+            "where = [{ field = \"mood\", exists = true }, { equals = 1 }]",
+            17,
+            "attribute[1].where",
+            "condition 2: a condition needs the `field`",
+        ),
+        (
+            "where = { field = \"a..b\", exists = true }",
+            17,
+            "attribute[1].where",
+            "not a field name",
+        ),
+        (
+            "where = { field = \"mood\", in = [] }",
+            17,
+            "attribute[1].where",
+            "`in` needs a list",
+        ),
+        (
+            "scale = { from = [1, 9], to = [0, 10] }",
+            17,
+            "attribute[1].scale",
+            "leaves the range of mood (scale: 1 to 9)",
+        ),
+        (
+            "scale = { from = [3, 3], to = [1, 9] }",
+            17,
+            "attribute[1].scale",
+            "no width",
+        ),
+        (
+            "scale = { from = [1, 5], to = [1, 9] }",
+            16,
+            "attribute[1].map.good",
+            "\"good\" maps to 7, outside scale.from [1, 5]",
+        ),
+        (
+            "fill = \"zero\"",
+            17,
+            "attribute[1].fill",
+            "no mean to fill",
+        ),
+        ("fill = \"zeros\"", 17, "attribute[1].fill", "not a fill"),
+        ("multiply = 0", 17, "attribute[1].multiply", "nonsense"),
+    ];
+    for (extra, line, key, problem) in cases {
+        let e = daylio_error(extra);
+        assert_eq!(
+            (e.line, e.key.as_str()),
+            (Some(*line), *key),
+            "{extra}: {e}"
+        );
+        assert!(e.problem.contains(problem), "{extra}: {e}");
+        assert!(!e.fix.is_empty(), "{extra}: {e}");
+    }
+}
+
+#[test]
+fn map_errors() {
+    let e = error(&DAYLIO.replace("rad = 9", "rad = 10"));
+    assert_eq!(e.key, "attribute[1].map.rad");
+    assert_eq!(e.line, Some(16));
+    assert!(e.problem.contains("leaves the range of mood"), "{e}");
+    let e = error(&DAYLIO.replace("rad = 9", "rad = \"nine\""));
+    assert_eq!(e.key, "attribute[1].map.rad");
+    assert!(e.problem.contains("not a number"), "{e}");
+    let e = error(&DAYLIO.replace("rad = 9", "\" meh\" = 4"));
+    assert!(e.problem.contains("listed twice"), "{e}");
+    let e = error(&DAYLIO.replace("{ rad = 9, good = 7, meh = 5, bad = 3, awful = 1 }", "{}"));
+    assert_eq!(e.key, "attribute[1].map");
+    assert!(e.problem.contains("lists nothing"), "{e}");
+    let e = error(&DAYLIO.replace("aggregate = \"mean\"", "aggregate = \"count\""));
+    assert_eq!(e.key, "attribute[1].map");
+    assert!(e.problem.contains("`count` looks at records"), "{e}");
+    // A sum may leave the range of one value; only kept values are checked.
+    let sum = DAYLIO
+        .replace(
+            "template = \"mood\"",
+            "label = \"Mood points\"\ngroup = \"mood\"\nvalue_type = \"integer\"",
+        )
+        .replace("rad = 9", "rad = 90")
+        .replace("\"mean\"", "\"sum\"");
+    assert!(parse(&sum).is_ok());
+}
+
+#[test]
+fn any_and_tags_errors() {
+    let e = daylio_error("\n[[attribute]]\nlabel = \"Gym\"\ngroup = \"custom\"\nvalue_type = \"boolean\"\nsource = \"daylio\"\nfield = \"activities\"\naggregate = \"any\"");
+    assert_eq!(e.key, "attribute[2].field");
+    assert!(e.problem.contains("`any` asks whether"), "{e}");
+    let e = daylio_error(
+        "\n[[attribute]]\ntemplate = \"energy_level\"\nsource = \"daylio\"\naggregate = \"any\"",
+    );
+    assert_eq!(e.key, "attribute[2].aggregate");
+    assert!(e.problem.contains("cannot hold"), "{e}");
+    let e = daylio_error("\n[[tags]]\nsource = \"dayli\"\nfield = \"activities\"");
+    assert_eq!((e.key.as_str(), e.line), ("tags[1].source", Some(19)));
+    assert!(e.fix.contains("\"daylio\""), "{e}");
+    let e =
+        daylio_error("\n[[tags]]\nsource = \"daylio\"\nfield = \"activities\"\nseparator = \"\"");
+    assert_eq!(e.key, "tags[1].separator");
+    let e = daylio_error("\n[[tags]]\nsource = \"daylio\"\nfield = \"activities\"\n\n[[tags]]\nsource = \"daylio\"\nfield = \"activities\"");
+    assert_eq!(e.key, "tags[2]");
+    assert!(e.problem.contains("configured twice"), "{e}");
+    let e = daylio_error("\n[[tags]]\nsource = \"daylio\"\nfield = \"activities\"\nsplit = \"|\"");
+    assert_eq!(e.key, "tags.split");
 }

@@ -84,6 +84,7 @@ impl Resolved<'_> {
             field: self.config.field.clone(),
             value_type: self.value_type,
             tz,
+            transform: self.config.transform.clone(),
         }
     }
 
@@ -107,8 +108,16 @@ pub struct AttributeProblem {
 /// Resolves the configured attributes against the attributes the state says this agent owns,
 /// without asking Exist: what a dry run shows, and the start of [`ensure_owned`].
 pub fn resolve<'c>(config: &'c Config, owned: &[OwnedAttribute]) -> Vec<Resolved<'c>> {
-    config
-        .attributes
+    resolve_all(&config.attributes, owned)
+}
+
+/// Resolves `attributes` (configured ones, or the tags a run found) against what the state says
+/// this agent owns.
+pub fn resolve_all<'c>(
+    attributes: &'c [AttributeConfig],
+    owned: &[OwnedAttribute],
+) -> Vec<Resolved<'c>> {
+    attributes
         .iter()
         .map(|a| {
             let key = AttributeKey::of(a);
@@ -123,7 +132,9 @@ pub fn resolve<'c>(config: &'c Config, owned: &[OwnedAttribute]) -> Vec<Resolved
                     config: a,
                     key,
                     standing: match a.target {
-                        AttributeTarget::Custom { .. } => Standing::WillCreate,
+                        AttributeTarget::Custom { .. } | AttributeTarget::Tag { .. } => {
+                            Standing::WillCreate
+                        }
                         _ => Standing::WillAcquire,
                     },
                     value_type: a.value_type(),
@@ -140,7 +151,17 @@ pub async fn ensure_owned<'c>(
     store: &mut Store,
     client: &ExistClient,
 ) -> Result<Vec<Resolved<'c>>, SyncStepError> {
-    let mut resolved = resolve(config, &store.read().owned_attributes()?);
+    ensure_owned_all(&config.attributes, store, client).await
+}
+
+/// [`ensure_owned`] for `attributes`: configured ones, or the tags a run found. Every create
+/// and acquire goes out in batched calls (at most 35 items each).
+pub async fn ensure_owned_all<'c>(
+    attributes: &'c [AttributeConfig],
+    store: &mut Store,
+    client: &ExistClient,
+) -> Result<Vec<Resolved<'c>>, SyncStepError> {
+    let mut resolved = resolve_all(attributes, &store.read().owned_attributes()?);
     let (mut to_create, mut to_acquire) = (Vec::new(), Vec::new());
     // Custom attributes that exist already and are acquired by a guess at their name.
     let mut guessed = Vec::new();
@@ -355,7 +376,7 @@ fn acquire_item(target: &AttributeTarget) -> Option<AcquireItem> {
             name: name.clone(),
             manual: false,
         }),
-        AttributeTarget::Custom { .. } => None,
+        AttributeTarget::Custom { .. } | AttributeTarget::Tag { .. } => None,
     }
 }
 

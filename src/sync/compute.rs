@@ -8,9 +8,9 @@ use std::collections::{BTreeSet, HashMap};
 use super::attributes::Resolved;
 use super::pull::DayTotals;
 use super::reconcile::{DayValue, LedgerView};
-use super::values::{decode_time, sort_key, DayAccumulator, Measure};
+use super::values::{decode_time, empty_day_value, sort_key, DayAccumulator, Measure};
 use super::{DayBasis, Mode};
-use crate::config::{Config, PullMode};
+use crate::config::{Config, Fill, PullMode};
 use crate::sources::Malformed;
 use crate::store::{Reader, StoreError};
 use exist_api::types::Day;
@@ -66,15 +66,37 @@ pub(super) fn compute(
         match source.kind.pull_mode() {
             PullMode::Whole => {
                 if let Some(totals) = totals.get(&source.name) {
-                    from_totals(&attributes, totals, view, window, &mut computed);
+                    let fills = |i: usize| resolved[i].config.fill;
+                    from_totals(
+                        &attributes,
+                        totals,
+                        view,
+                        window,
+                        today,
+                        fills,
+                        &mut computed,
+                    );
                 }
             }
             PullMode::Incremental | PullMode::Pushed => {
                 let dirty = reader.dirty_days(&source.name)?;
                 for &i in &attributes {
                     let r = &resolved[i];
-                    let days = stored_days(reader, r, i, view, &dirty, &resync, mode, window)?;
+                    let mut days = stored_days(reader, r, i, view, &dirty, &resync, mode, window)?;
                     let rule = r.rule(basis.tz);
+                    // Filled days start at the source's first record: before it, the source
+                    // says nothing. When the days computed reach back to it (its history, or
+                    // its first records), the days between are filled too.
+                    let fill_from = match r.config.fill {
+                        Fill::Zero => reader.record_days(&source.name)?.first().copied(),
+                        Fill::Nothing => None,
+                    };
+                    if let Some(first) = fill_from {
+                        let history = days.first().is_some_and(|d| *d <= first);
+                        if history {
+                            days.extend(days_between(first, window.map_or(today, |w| w.1)));
+                        }
+                    }
                     for day in days {
                         let mut acc = DayAccumulator::default();
                         let mut any = false;
@@ -100,10 +122,13 @@ pub(super) fn compute(
                                 measure => rule.take(&mut acc, sort_key(&time, basis.tz), measure),
                             }
                         }
+                        let filled = fill_from
+                            .filter(|first| day >= *first)
+                            .and_then(|_| empty_day_value(r.config.aggregate));
                         computed.values.push(DayValue {
                             attribute: i,
                             day,
-                            value: rule.value(&acc),
+                            value: rule.value(&acc).or(filled),
                             had_records: any,
                         });
                     }
@@ -160,13 +185,17 @@ fn stored_days(
     Ok(days)
 }
 
-/// Every day the totals hold, and every day Exist holds a value for that the source no longer
-/// has (its records vanished from the file).
+/// Every day the totals hold, every day Exist holds a value for that the source no longer
+/// has (its records vanished from the file), and for an attribute that fills empty days, every
+/// day from the source's first record to today.
+#[allow(clippy::too_many_arguments, reason = "the inputs of one decision")]
 fn from_totals(
     attributes: &[usize],
     totals: &DayTotals,
     view: &LedgerView,
     window: Option<(Day, Day)>,
+    today: Day,
+    fill: impl Fn(usize) -> Fill,
     computed: &mut Computed,
 ) {
     let in_window = |d: &Day| window.is_none_or(|(from, to)| (from..=to).contains(d));
@@ -174,14 +203,32 @@ fn from_totals(
         let Some((rule, days)) = totals.attribute(i) else {
             continue;
         };
-        let held: BTreeSet<Day> = days.iter().map(|(d, _)| *d).collect();
+        let mut held: BTreeSet<Day> = days.iter().map(|(d, _)| *d).collect();
+        let filled = match (fill(i), held.first()) {
+            (Fill::Zero, Some(_)) => empty_day_value(rule.aggregate),
+            _ => None,
+        };
         for (day, acc) in days.into_iter().filter(|(d, _)| in_window(d)) {
             computed.values.push(DayValue {
                 attribute: i,
                 day,
-                value: rule.value(acc),
+                value: rule.value(acc).or_else(|| filled.clone()),
                 had_records: true,
             });
+        }
+        if let (Some(zero), Some(&first)) = (&filled, held.first()) {
+            let empty: Vec<Day> = days_between(first, today)
+                .filter(|d| in_window(d) && !held.contains(d))
+                .collect();
+            for day in empty {
+                held.insert(day);
+                computed.values.push(DayValue {
+                    attribute: i,
+                    day,
+                    value: Some(zero.clone()),
+                    had_records: false,
+                });
+            }
         }
         for day in view
             .acknowledged_days(i)
@@ -195,4 +242,9 @@ fn from_totals(
             });
         }
     }
+}
+
+/// Every day from `first` to `last`, both included.
+fn days_between(first: Day, last: Day) -> impl Iterator<Item = Day> {
+    std::iter::successors(Some(first), |d| Some(d.succ())).take_while(move |d| *d <= last)
 }

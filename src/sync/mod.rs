@@ -7,10 +7,13 @@
 //! 3. pulls each due source ([`pull`]), each failing, waiting and retrying on its own: records of
 //!    incremental sources are stored before their cursor advances, sources read whole give
 //!    their day totals;
-//! 4. computes the days that need it ([`compute`]) and reconciles them with what the state holds
+//! 4. finds the `[[tags]]` values the records hold and resolves their attributes the same way,
+//!    creating the new ones ([`tags`]);
+//! 5. computes the days that need it ([`compute`]; each record through its attribute's
+//!    [`transform`] first) and reconciles them with what the state holds
 //!    ([`reconcile`]): a pure list of outbox operations, applied in one transaction (or, in a
 //!    dry run, shown);
-//! 5. sends the outbox in batches of at most 35 ([`outbox`]).
+//! 6. sends the outbox in batches of at most 35 ([`outbox`]).
 //!
 //! Everything a run did and every way it failed come back in one [`SyncRun`]. A crash at any
 //! point leaves records, cursors, changed days and pending values consistent: the next run picks
@@ -22,6 +25,8 @@ pub mod deliver;
 pub mod outbox;
 mod pull;
 pub mod reconcile;
+mod tags;
+pub mod transform;
 pub mod values;
 
 use std::collections::{BTreeSet, HashMap};
@@ -333,8 +338,17 @@ pub async fn sync(
             continue;
         }
         let forced = options.forced_sources.contains(&source.name);
-        let pulled =
-            pull::pull_source(source, &resolved, &selected, store, basis, options, forced).await;
+        let pulled = pull::pull_source(
+            source,
+            &config.tags,
+            &resolved,
+            &selected,
+            store,
+            basis,
+            options,
+            forced,
+        )
+        .await;
         if let Some(e) = pulled.failure {
             run.fail(Some(&source.name), e);
         }
@@ -343,11 +357,59 @@ pub async fn sync(
         }
         run.report.sources.push(pulled.report);
     }
+    // Tags are known only now that the records are in: the new ones are created (or, planning
+    // only, shown as "will be created") and join the configured attributes.
+    let (found, history_read) = match find_tags(config, store, &totals, basis, options.mode) {
+        Ok(found) => found,
+        Err(e) => {
+            run.fail(None, e);
+            return run;
+        }
+    };
+    let tag_resolved = match resolve_tags(&found.attributes, store, client, options).await {
+        Ok(r) => r,
+        Err(e) => {
+            run.fail(None, e);
+            return run;
+        }
+    };
+    // A history read for tags that could not all be created is read again next run.
+    let history_read = if tag_resolved
+        .iter()
+        .any(|r| matches!(r.standing, Standing::Refused(_)))
+    {
+        Vec::new()
+    } else {
+        history_read
+    };
+    let mut resolved: Vec<Resolved<'_>> = resolved;
+    let mut selected = selected;
+    for (r, (table, value)) in tag_resolved.into_iter().zip(&found.origins) {
+        let i = resolved.len();
+        match &r.standing {
+            Standing::Refused(p) => run.fail(None, Error::failed(p.message.clone())),
+            _ if options.attributes.is_empty() => {
+                selected.push(i);
+                if let Some(t) = totals.get_mut(&config.tags[*table].source) {
+                    t.add_tag(i, r.rule(basis.tz), *table, value);
+                }
+            }
+            _ => {}
+        }
+        resolved.push(r);
+    }
     if let Err(e) = settle(
         config, store, &resolved, &selected, &totals, basis, options, &mut run,
     ) {
         run.fail(None, e);
         return run;
+    }
+    if !options.plan_only && !history_read.is_empty() {
+        let noted =
+            store.transaction(|tx| history_read.iter().try_for_each(|k| tx.set_computed(k)));
+        if let Err(e) = noted {
+            run.fail(None, e);
+        }
     }
     if options.plan_only || options.stopping() {
         return run;
@@ -365,6 +427,44 @@ pub async fn sync(
         }
     }
     run
+}
+
+/// The tag attributes of this run, and the stored sources' tags tables whose history was read.
+fn find_tags(
+    config: &Config,
+    store: &Store,
+    totals: &HashMap<String, pull::DayTotals>,
+    basis: DayBasis,
+    mode: Mode,
+) -> Result<(tags::TagAttributes, Vec<String>), StoreError> {
+    if config.tags.is_empty() {
+        return Ok((tags::TagAttributes::default(), Vec::new()));
+    }
+    let reader = store.read();
+    let discovered = tags::discover(config, &reader, totals, basis, mode)?;
+    let found = tags::attributes(config, &reader.owned_attributes()?, &discovered.values);
+    for why in &found.left_out {
+        tracing::warn!("{why}");
+    }
+    Ok((found, discovered.read_history))
+}
+
+/// Resolves the tag attributes: those not owned yet are created, in batched calls, unless the
+/// run only plans.
+async fn resolve_tags<'t>(
+    attributes: &'t [crate::config::AttributeConfig],
+    store: &mut Store,
+    client: &ExistClient,
+    options: &SyncOptions,
+) -> Result<Vec<Resolved<'t>>, Error> {
+    if attributes.is_empty() {
+        return Ok(Vec::new());
+    }
+    if options.plan_only {
+        let owned = store.read().owned_attributes()?;
+        return Ok(attributes::resolve_all(attributes, &owned));
+    }
+    Ok(attributes::ensure_owned_all(attributes, store, client).await?)
 }
 
 /// Computes, reconciles and applies (or, planning only, reports) the day values of this run.

@@ -8,15 +8,16 @@
 //! Every pull is bounded (an HTTP source's `timeout`), stops at once when the run is asked to
 //! stop, and leaves a source that asked to wait (`Retry-After`) alone until then, across runs.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Datelike, NaiveDateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
 
 use super::attributes::Resolved;
+use super::transform::tag_values;
 use super::values::{encode_time, sort_key, DayAccumulator, Measure, Rule};
 use super::{DayBasis, Mode, SourceReport, SyncOptions};
-use crate::config::{PullMode, SourceConfig, SourceKind};
+use crate::config::{PullMode, SourceConfig, SourceKind, TagsConfig};
 use crate::error::Error;
 use crate::sources::{
     self, Malformed, PullEvent, PullPlan, PullSummary, Record, SinkError, Source, SourceError,
@@ -36,20 +37,45 @@ pub(super) struct DayTotals {
     /// When the source names an id field: the newest version of each record, aggregated at the
     /// end (an accumulator cannot take back a version that a newer one replaces).
     newest: Option<NewestById>,
+    /// The `[[tags]]` tables of this source: the tags each day's records hold.
+    tags: Vec<TagDays>,
     /// Records taken in.
     pub records: u64,
     /// The newest day a record fell on (how fresh the source is).
     latest_day: Option<Day>,
 }
 
+/// What one `[[tags]]` table saw in a source read whole: every day with records, and the tags
+/// they hold (none, on a day whose records hold no tag).
+#[derive(Debug)]
+struct TagDays {
+    /// The table, by index into the configuration's tags.
+    table: usize,
+    config: TagsConfig,
+    days: HashMap<Day, BTreeSet<String>>,
+}
+
 impl DayTotals {
-    fn new(source: &SourceConfig, rules: Vec<(usize, Rule)>, tz: Tz) -> Self {
+    fn new(
+        source: &SourceConfig,
+        rules: Vec<(usize, Rule)>,
+        tags: Vec<(usize, TagsConfig)>,
+        tz: Tz,
+    ) -> Self {
         Self {
             source: source.name.clone(),
             rules,
             tz,
             days: HashMap::new(),
             newest: source.kind.id_field().map(|_| NewestById::default()),
+            tags: tags
+                .into_iter()
+                .map(|(table, config)| TagDays {
+                    table,
+                    config,
+                    days: HashMap::new(),
+                })
+                .collect(),
             records: 0,
             latest_day: None,
         }
@@ -60,6 +86,16 @@ impl DayTotals {
         self.records += 1;
         self.latest_day = self.latest_day.max(Some(day));
         let at = sort_key(&record.time, self.tz);
+        let tags: Vec<BTreeSet<String>> = self
+            .tags
+            .iter()
+            .map(|t| {
+                tag_values(
+                    t.config.field.get(&record.fields),
+                    t.config.separator.as_deref(),
+                )
+            })
+            .collect();
         let source = &self.source;
         let location = &record.location;
         let measures = self
@@ -77,12 +113,15 @@ impl DayTotals {
                 measure => measure,
             });
         match (&mut self.newest, &record.id) {
-            (Some(newest), Some(id)) => newest.keep(id, day, at, measures),
+            (Some(newest), Some(id)) => newest.keep(id, day, at, measures, tags),
             _ => {
                 let measures: Vec<Measure> = measures.collect();
                 for (i, measure) in measures.into_iter().enumerate() {
                     let acc = self.days.entry((i, day)).or_default();
                     self.rules[i].1.take(acc, at, measure);
+                }
+                for (t, values) in self.tags.iter_mut().zip(tags) {
+                    t.days.entry(day).or_default().extend(values);
                 }
             }
         }
@@ -94,12 +133,51 @@ impl DayTotals {
             return;
         };
         let rules = self.rules.len();
+        let tables = self.tags.len();
         for slot in newest.newest_slots() {
             for (i, (_, rule)) in self.rules.iter().enumerate() {
                 let acc = self.days.entry((i, newest.days[slot])).or_default();
                 rule.take(acc, newest.at[slot], newest.measure(slot * rules + i));
             }
+            for (t, table) in self.tags.iter_mut().enumerate() {
+                let values = std::mem::take(&mut newest.tags[slot * tables + t]);
+                table
+                    .days
+                    .entry(newest.days[slot])
+                    .or_default()
+                    .extend(values);
+            }
         }
+    }
+
+    /// Every tag the records hold for `[[tags]]` table `table` (an index into the
+    /// configuration's tags); none when the table is not this source's.
+    pub fn tag_values(&self, table: usize) -> BTreeSet<String> {
+        self.tags
+            .iter()
+            .filter(|t| t.table == table)
+            .flat_map(|t| t.days.values().flatten().cloned())
+            .collect()
+    }
+
+    /// Takes in tag attribute `attribute` (an index into the resolved list) of `value` from
+    /// `[[tags]]` table `table`: on each day with records, it has a record that counts when the
+    /// day's records hold the tag, else only records that do not.
+    pub fn add_tag(&mut self, attribute: usize, rule: Rule, table: usize, value: &str) {
+        let Some(tags) = self.tags.iter().find(|t| t.table == table) else {
+            return;
+        };
+        let index = self.rules.len();
+        for (day, values) in &tags.days {
+            let acc = self.days.entry((index, *day)).or_default();
+            let measure = if values.contains(value) {
+                Measure::Absent
+            } else {
+                Measure::Excluded
+            };
+            rule.take(acc, day.date().and_time(NaiveTime::MIN), measure);
+        }
+        self.rules.push((attribute, rule));
     }
 
     /// The rule and the days, with their accumulators, of attribute `attribute` (an index into
@@ -131,6 +209,8 @@ struct NewestById {
     numbers: Vec<f64>,
     /// Text and unusable measures, by position in `numbers`.
     rare: HashMap<usize, Measure>,
+    /// One per `[[tags]]` table of the source and slot: the tags the version holds.
+    tags: Vec<BTreeSet<String>>,
 }
 
 impl NewestById {
@@ -140,8 +220,10 @@ impl NewestById {
         day: Day,
         at: NaiveDateTime,
         measures: impl Iterator<Item = Measure>,
+        tags: Vec<BTreeSet<String>>,
     ) {
         let slot = self.days.len();
+        self.tags.extend(tags);
         self.ids.push((id_hash(id), slot as u32));
         self.days.push(day);
         self.at.push(at);
@@ -150,6 +232,9 @@ impl NewestById {
             self.numbers.push(match measure {
                 Measure::Number(x) => x,
                 Measure::Absent => f64::NAN,
+                // Measures are finite, so an infinity is free to mean "left out by `where`"
+                // without a map entry for every record a filter drops.
+                Measure::Excluded => f64::NEG_INFINITY,
                 other => {
                     self.rare.insert(position, other);
                     f64::NAN
@@ -170,6 +255,7 @@ impl NewestById {
 
     fn measure(&self, position: usize) -> Measure {
         match self.numbers[position] {
+            f64::NEG_INFINITY => Measure::Excluded,
             x if !x.is_nan() => Measure::Number(x),
             _ => self.rare.get(&position).cloned().unwrap_or(Measure::Absent),
         }
@@ -200,8 +286,13 @@ pub(super) struct SourcePull {
 }
 
 /// Pulls one source if it is due (or `forced`), keeping what it hands over as it goes.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the stages' inputs, each used once"
+)]
 pub(super) async fn pull_source(
     source: &SourceConfig,
+    tags: &[TagsConfig],
     resolved: &[Resolved<'_>],
     selected: &[usize],
     store: &mut Store,
@@ -250,7 +341,13 @@ pub(super) async fn pull_source(
             .filter(|&&i| resolved[i].config.source == source.name)
             .map(|&i| (i, resolved[i].rule(basis.tz)))
             .collect();
-        DayTotals::new(source, rules, basis.tz)
+        let tags = tags
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.source == source.name)
+            .map(|(i, t)| (i, t.clone()))
+            .collect();
+        DayTotals::new(source, rules, tags, basis.tz)
     });
     let result = bounded(
         source,
@@ -587,18 +684,21 @@ mod tests {
             day(1),
             at(1),
             [Measure::Number(1.0), Measure::Text("x".into())].into_iter(),
+            Vec::new(),
         );
         table.keep(
             "b",
             day(2),
             at(2),
             [Measure::Absent, Measure::Number(5.0)].into_iter(),
+            Vec::new(),
         );
         table.keep(
             "a",
             day(3),
             at(3),
             [Measure::Number(7.0), Measure::Absent].into_iter(),
+            Vec::new(),
         );
         let mut newest = table.newest_slots();
         newest.sort_unstable();
@@ -612,6 +712,38 @@ mod tests {
         );
         assert_eq!(table.measure(1), Measure::Text("x".into()));
         assert_eq!(table.measure(2), Measure::Absent);
+    }
+
+    #[test]
+    fn filtered_records_and_tags_keep_to_their_version() {
+        let day = Day::new(chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap());
+        let tags = |t: &[&str]| vec![t.iter().map(|s| (*s).to_owned()).collect::<BTreeSet<_>>()];
+        let mut table = NewestById::default();
+        table.keep(
+            "a",
+            day,
+            at(1),
+            [Measure::Excluded].into_iter(),
+            tags(&["gym"]),
+        );
+        table.keep(
+            "b",
+            day,
+            at(2),
+            [Measure::Number(2.0)].into_iter(),
+            tags(&[]),
+        );
+        table.keep(
+            "a",
+            day,
+            at(3),
+            [Measure::Number(3.0)].into_iter(),
+            tags(&["work"]),
+        );
+        assert_eq!(table.measure(0), Measure::Excluded);
+        assert_eq!(table.measure(2), Measure::Number(3.0));
+        assert_eq!(table.tags[2], tags(&["work"])[0]);
+        assert!(table.tags[1].is_empty());
     }
 
     #[test]

@@ -9,6 +9,7 @@ use chrono::{Datelike, NaiveDateTime};
 use chrono_tz::Tz;
 use serde_json::{Map, Value as Json};
 
+use super::transform::{text_of, Skip, Transform};
 use crate::config::Aggregate;
 use crate::sources::{FieldPath, RecordTime};
 use exist_api::types::{Value, ValueType};
@@ -41,6 +42,16 @@ pub enum ValueProblem {
         /// What it held.
         found: String,
     },
+    /// The attribute's transform cannot say what the field's value stands for.
+    #[error("field `{field}` holds {found}, {why}")]
+    Transform {
+        /// The field.
+        field: String,
+        /// What it held.
+        found: String,
+        /// Why the transform skips it (a [`Skip`], said).
+        why: String,
+    },
 }
 
 /// The largest magnitude taken as a measure: sums in millionths stay exact far below i128's
@@ -58,12 +69,18 @@ pub struct Rule {
     pub value_type: ValueType,
     /// The user's timezone, to order records by their local time.
     pub tz: Tz,
+    /// Which records count, and what their field's value stands for.
+    pub transform: Transform,
 }
 
 /// What a [`Rule`] needs to know about one day's records, built one record at a time, so that a
 /// source read whole never has to be held in memory.
 #[derive(Debug, Clone, Default)]
 pub struct DayAccumulator {
+    /// Records of the day, those that `where` leaves out included: a day with records but no
+    /// matching one counts zero (`count`, `any`), a day without records says nothing.
+    seen: u64,
+    /// Records that count.
     records: u64,
     measured: u64,
     /// The sum in millionths: integer addition is exact, so the total (and its rounding to a
@@ -84,7 +101,9 @@ enum Latest {
 /// What one record says for one attribute: the field's content, read and checked.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Measure {
-    /// The record lacks the field (or the attribute counts records).
+    /// The record does not match the attribute's `where`: it only shows the day has records.
+    Excluded,
+    /// The record counts but lacks the field (or the attribute counts records).
     Absent,
     /// A number.
     Number(f64),
@@ -97,6 +116,9 @@ pub enum Measure {
 impl Rule {
     /// What a record's fields say for this rule.
     pub fn measure(&self, fields: &Map<String, Json>) -> Measure {
+        if !self.transform.admits(fields) {
+            return Measure::Excluded;
+        }
         let Some(field) = &self.field else {
             return Measure::Absent;
         };
@@ -106,15 +128,26 @@ impl Rule {
         if self.value_type == ValueType::String {
             return Measure::Text(text_of(raw));
         }
-        let problem = |make: fn(String, String) -> ValueProblem| {
-            Measure::Bad(make(field.to_string(), raw.to_string()))
-        };
-        match number_of(raw) {
-            None => problem(|field, found| ValueProblem::NotANumber { field, found }),
-            Some(x) if x.abs() > LARGEST => {
-                problem(|field, found| ValueProblem::TooLarge { field, found })
+        // Named only when the record is skipped: the common case allocates nothing.
+        let said = || (field.to_string(), raw.to_string());
+        match self.transform.number(raw, self.value_type.is_whole()) {
+            Ok(x) if x.abs() <= LARGEST => Measure::Number(x),
+            Ok(_) => {
+                let (field, found) = said();
+                Measure::Bad(ValueProblem::TooLarge { field, found })
             }
-            Some(x) => Measure::Number(x),
+            Err(Skip::NotANumber) => {
+                let (field, found) = said();
+                Measure::Bad(ValueProblem::NotANumber { field, found })
+            }
+            Err(skip) => {
+                let (field, found) = said();
+                Measure::Bad(ValueProblem::Transform {
+                    field,
+                    found,
+                    why: skip.to_string(),
+                })
+            }
         }
     }
 
@@ -124,9 +157,13 @@ impl Rule {
         if matches!(measure, Measure::Bad(_)) {
             return;
         }
+        acc.seen += 1;
+        if matches!(measure, Measure::Excluded) {
+            return;
+        }
         acc.records += 1;
         let latest = match measure {
-            Measure::Absent | Measure::Bad(_) => return,
+            Measure::Excluded | Measure::Absent | Measure::Bad(_) => return,
             Measure::Text(text) => Latest::Text(text),
             Measure::Number(x) => {
                 acc.micros += (x * 1e6).round() as i128;
@@ -144,15 +181,18 @@ impl Rule {
         }
     }
 
-    /// The day's value, or `None` when there were no records, or none carried the field (an
-    /// absent measure is not a zero). A day that had a value and lost its records gets
+    /// The day's value, or `None` when there were no records, or none that counts carried the
+    /// field (an absent measure is not a zero). `count` and `any` of a day whose records all
+    /// fail `where` are zero. A day that had a value and lost its records gets
     /// [`empty_day_value`] instead.
     pub fn value(&self, acc: &DayAccumulator) -> Option<Value> {
-        if acc.records == 0 {
+        if acc.seen == 0 {
             return None;
         }
-        if self.aggregate == Aggregate::Count {
-            return Some(Value::Int(acc.records as i64));
+        match self.aggregate {
+            Aggregate::Count => return Some(Value::Int(acc.records as i64)),
+            Aggregate::Any => return Some(Value::Int(i64::from(acc.records > 0))),
+            _ => {}
         }
         if acc.measured == 0 {
             return None;
@@ -164,8 +204,8 @@ impl Rule {
             (Aggregate::Mean, _) => acc.micros as f64 / 1e6 / acc.measured as f64,
             (Aggregate::Max, _) => acc.max.unwrap_or_default(),
             (Aggregate::Min, _) => acc.min.unwrap_or_default(),
-            // `last` always has a measure once `measured > 0`; count returned above.
-            (Aggregate::Last | Aggregate::Count, _) => return None,
+            // `last` always has a measure once `measured > 0`; count and any returned above.
+            (Aggregate::Last | Aggregate::Count | Aggregate::Any, _) => return None,
         };
         Some(typed(x, self.value_type))
     }
@@ -185,6 +225,7 @@ pub fn aggregate(
         field: field.map(FieldPath::new),
         value_type,
         tz,
+        transform: Transform::default(),
     };
     let mut acc = DayAccumulator::default();
     for r in records {
@@ -196,10 +237,15 @@ pub fn aggregate(
     Ok(rule.value(&acc))
 }
 
-/// The value a day with no records gets, when Exist already holds one for it: sums and counts
-/// of nothing are zero; other aggregates cannot be unset (Exist never sets a value back to null).
+/// The value a day with no records gets, when Exist already holds one for it (or the attribute
+/// fills empty days): sums, counts and `any` of nothing are zero; other aggregates cannot be
+/// unset (Exist never sets a value back to null).
 pub fn empty_day_value(aggregate: Aggregate) -> Option<Value> {
-    matches!(aggregate, Aggregate::Sum | Aggregate::Count).then_some(Value::Int(0))
+    matches!(
+        aggregate,
+        Aggregate::Sum | Aggregate::Count | Aggregate::Any
+    )
+    .then_some(Value::Int(0))
 }
 
 /// A number as Exist expects it for `value_type`: whole types rounded, decimals kept.
@@ -209,23 +255,6 @@ fn typed(x: f64, value_type: ValueType) -> Value {
     } else {
         // Summing decimals in a different order changes the last bits; keep what matters.
         Value::Float((x * 1e6).round() / 1e6)
-    }
-}
-
-fn number_of(v: &Json) -> Option<f64> {
-    match v {
-        Json::Number(n) => n.as_f64(),
-        // "NaN" and "inf" parse as floats but are no measure of anything.
-        Json::String(s) => s.trim().parse().ok().filter(|x: &f64| x.is_finite()),
-        Json::Bool(b) => Some(f64::from(u8::from(*b))),
-        _ => None,
-    }
-}
-
-fn text_of(v: &Json) -> String {
-    match v {
-        Json::String(s) => s.clone(),
-        other => other.to_string(),
     }
 }
 
@@ -420,6 +449,139 @@ mod tests {
             agg(&r, Aggregate::Last, ValueType::String),
             Some(Value::Text("last".into()))
         );
+    }
+
+    fn rule(aggregate: Aggregate, field: Option<&str>, transform: Transform) -> Rule {
+        Rule {
+            aggregate,
+            field: field.map(FieldPath::new),
+            value_type: ValueType::Integer,
+            tz: chrono_tz::UTC,
+            transform,
+        }
+    }
+
+    fn day_value(rule: &Rule, records: &[DayRecord]) -> Option<Value> {
+        let mut acc = DayAccumulator::default();
+        for r in records {
+            let measure = rule.measure(&r.fields);
+            rule.take(&mut acc, sort_key(&r.time, rule.tz), measure);
+        }
+        rule.value(&acc)
+    }
+
+    fn meditating() -> Transform {
+        use crate::sync::transform::{Condition, Scalar, Test};
+        Transform {
+            conditions: vec![Condition {
+                field: FieldPath::new("activity"),
+                test: Test::Equals(Scalar::Text("Meditating".into())),
+            }],
+            ..Transform::default()
+        }
+    }
+
+    #[test]
+    fn any_and_count_of_matching_records() {
+        let day = [
+            rec(
+                "2026-11-20T08:00:00Z",
+                json!({"activity": "Running", "n": 5}),
+            ),
+            rec(
+                "2026-11-20T09:00:00Z",
+                json!({"activity": "Meditating", "n": 20}),
+            ),
+            rec(
+                "2026-11-20T10:00:00Z",
+                json!({"activity": "Meditating", "n": 10}),
+            ),
+        ];
+        let other_day = [rec("2026-11-21T08:00:00Z", json!({"activity": "Running"}))];
+        let any = rule(Aggregate::Any, None, meditating());
+        assert_eq!(day_value(&any, &day), Some(Value::Int(1)));
+        assert_eq!(
+            day_value(&any, &other_day),
+            Some(Value::Int(0)),
+            "records, none matching"
+        );
+        assert_eq!(day_value(&any, &[]), None, "no records: nothing known");
+        let count = rule(Aggregate::Count, None, meditating());
+        assert_eq!(day_value(&count, &day), Some(Value::Int(2)));
+        assert_eq!(day_value(&count, &other_day), Some(Value::Int(0)));
+        let minutes = rule(Aggregate::Sum, Some("n"), meditating());
+        assert_eq!(
+            day_value(&minutes, &day),
+            Some(Value::Int(30)),
+            "the runner's 5 left out"
+        );
+        assert_eq!(day_value(&minutes, &other_day), None, "absent is not zero");
+        assert_eq!(empty_day_value(Aggregate::Any), Some(Value::Int(0)));
+    }
+
+    #[test]
+    fn an_unmapped_value_is_a_named_skip() {
+        use crate::sync::transform::ValueMap;
+        let mood = Rule {
+            value_type: ValueType::Scale,
+            ..rule(
+                Aggregate::Mean,
+                Some("mood"),
+                Transform {
+                    map: Some(
+                        ValueMap::new([("rad".to_owned(), 9.0), ("meh".to_owned(), 5.0)]).unwrap(),
+                    ),
+                    ..Transform::default()
+                },
+            )
+        };
+        let fields = |m: &str| rec("2026-11-20T08:00:00Z", json!({ "mood": m })).fields;
+        assert_eq!(mood.measure(&fields("rad")), Measure::Number(9.0));
+        let Measure::Bad(problem) = mood.measure(&fields("sad")) else {
+            panic!("an unmapped word is no number");
+        };
+        assert_eq!(
+            problem.to_string(),
+            "field `mood` holds \"sad\", which `map` does not list; add it to the attribute's map"
+        );
+        let day = [
+            rec("2026-11-20T08:00:00Z", json!({"mood": "rad"})),
+            rec("2026-11-20T09:00:00Z", json!({"mood": "sad"})),
+            rec("2026-11-20T10:00:00Z", json!({"mood": "meh"})),
+        ];
+        assert_eq!(
+            day_value(&mood, &day),
+            Some(Value::Int(7)),
+            "from the other two"
+        );
+    }
+
+    proptest::proptest! {
+        /// `where` acts as a filter: sum and count of the records that match, and `any` of
+        /// them; a day whose records all fail it counts zero but sums nothing.
+        #[test]
+        fn where_is_a_filter(records in proptest::collection::vec((proptest::bool::ANY, 0i64..1000), 0..20)) {
+            use crate::sync::transform::{Condition, Scalar, Test};
+            let kept = Transform {
+                conditions: vec![Condition {
+                    field: FieldPath::new("keep"),
+                    test: Test::Equals(Scalar::Bool(true)),
+                }],
+                ..Transform::default()
+            };
+            let day: Vec<DayRecord> = records
+                .iter()
+                .map(|(keep, n)| rec("2026-11-20T08:00:00Z", json!({"keep": keep, "n": n})))
+                .collect();
+            let matching: Vec<i64> = records.iter().filter(|(k, _)| *k).map(|(_, n)| *n).collect();
+            let seen = !records.is_empty();
+            let count = day_value(&rule(Aggregate::Count, None, kept.clone()), &day);
+            proptest::prop_assert_eq!(count, seen.then_some(Value::Int(matching.len() as i64)));
+            let any = day_value(&rule(Aggregate::Any, None, kept.clone()), &day);
+            proptest::prop_assert_eq!(any, seen.then_some(Value::Int(i64::from(!matching.is_empty()))));
+            let sum = day_value(&rule(Aggregate::Sum, Some("n"), kept), &day);
+            proptest::prop_assert_eq!(sum, (!matching.is_empty()).then(|| Value::Int(matching.iter().sum())));
+        }
     }
 
     #[test]

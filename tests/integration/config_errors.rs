@@ -196,3 +196,41 @@ fn every_documented_template_is_accepted() {
         );
     }
 }
+
+#[test]
+fn a_where_that_is_no_regular_expression() {
+    refused(
+        &format!("{GOOD}where = {{ field = \"source\", matches = \"(fitbit\" }}\n"),
+        15,
+        "attribute[1].where",
+        "fix the pattern",
+    );
+}
+
+#[test]
+fn a_scale_beyond_the_attribute_type() {
+    refused(
+        &GOOD
+            .replace(
+                "template = \"steps\"",
+                "label = \"Done\"\ngroup = \"custom\"\nvalue_type = \"boolean\"",
+            )
+            .replace(
+                "aggregate = \"sum\"",
+                "aggregate = \"max\"\nscale = { from = [0, 10], to = [0, 5] }",
+            ),
+        17,
+        "attribute[1].scale",
+        "write `to` within 0 to 1",
+    );
+}
+
+#[test]
+fn tags_of_a_source_that_is_not_configured() {
+    refused(
+        &format!("{GOOD}\n[[tags]]\nsource = \"daylio\"\nfield = \"activities\"\n"),
+        17,
+        "tags[1].source",
+        "write one of \"health\"",
+    );
+}

@@ -23,3 +23,4 @@ mod properties;
 mod readme;
 mod sources;
 mod sync;
+mod transforms;

@@ -238,7 +238,7 @@ fn expected_whole(records: &[DayRecord], a: Aggregate, vt: ValueType, tz: Tz) ->
                 .map(|(_, x)| *x)
                 .fold(f64::MIN, f64::max)
         }
-        Aggregate::Count => unreachable!(),
+        Aggregate::Count | Aggregate::Any => unreachable!(),
     };
     Some(match vt {
         ValueType::Float | ValueType::Percentage => Value::Float((x * 1e6).round() / 1e6),
