@@ -472,6 +472,12 @@ impl HttpSource {
                 .await
                 .map_err(reqwest::Error::without_url)?,
         );
+        let status = match &self.config.body_status {
+            Some(pointer) if status.is_success() => {
+                status_in_body(&body, pointer).unwrap_or(status)
+            }
+            _ => status,
+        };
         Ok((status, Page { headers, body }))
     }
 }
@@ -536,6 +542,25 @@ impl HttpSource {
             }
             other => other,
         }
+    }
+}
+
+/// The status a service writes in a 200 reply's body (Withings: `{"status": 401, "body": {}}`),
+/// when it is not 0: an HTTP status as it is, 601 (Withings' "too many requests") as 429, any
+/// other code as 400 (the query was refused).
+fn status_in_body(body: &[u8], pointer: &crate::config::JsonPointer) -> Option<StatusCode> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let code = value.pointer(pointer.as_str())?.as_i64()?;
+    match code {
+        0 => None,
+        601 => Some(StatusCode::TOO_MANY_REQUESTS),
+        _ => Some(
+            u16::try_from(code)
+                .ok()
+                .and_then(|c| StatusCode::from_u16(c).ok())
+                .filter(|c| c.is_client_error() || c.is_server_error())
+                .unwrap_or(StatusCode::BAD_REQUEST),
+        ),
     }
 }
 

@@ -270,3 +270,122 @@ fn temp_env<T>(f: impl FnOnce() -> T) -> T {
     unsafe { std::env::set_var("WITHINGS_SECRET", TEST_CLIENT_SECRET) };
     f()
 }
+
+/// The Withings example of `examples/`, pointed at the fake, with a pair the fake issued stored
+/// as `login --source` would have.
+fn withings_example(p: &Provider) {
+    let whole = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/withings.toml"),
+    )
+    .unwrap();
+    let base = p.fake.url();
+    let text = whole[whole.find("[[source]]").unwrap()..]
+        .replace(
+            "https://wbsapi.withings.net/measure",
+            &format!("{base}measure"),
+        )
+        .replace("https://account.withings.com/", base.as_str())
+        .replace("https://wbsapi.withings.net/", base.as_str())
+        .replace("your-withings-client-id", TEST_CLIENT_ID)
+        .replace(
+            "token_reply = \"/body\" }",
+            &format!(
+                "token_reply = \"/body\", redirect_uri = \"{}\" }}",
+                p.redirect
+            ),
+        );
+    p.world.write_config(&format!(
+        "{text}\n[[source]]\nname = \"coffee\"\nkind = \"file\"\npath = \"{}\"\ndate_field = \"date\"\n\n[[attribute]]\ntemplate = \"coffees\"\nsource = \"coffee\"\naggregate = \"count\"\n",
+        p.world.path("coffee.csv").display()
+    ));
+    std::fs::write(
+        p.world.path("coffee.csv"),
+        format!("date\n{}\n", crate::common::today_utc()),
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(&p.world.config_path).unwrap();
+    std::fs::write(
+        &p.world.config_path,
+        config.replacen("[exist]\n", "[exist]\ntimezone = \"Europe/Paris\"\n", 1),
+    )
+    .unwrap();
+    p.world.login_with(&["health_write", "food_write"]);
+    let (access, refresh) = p.fake.issue_tokens();
+    let o = oauth_config(&p.world);
+    source_token_store(o.token_store, &o.state_dir, "withings", &o)
+        .unwrap()
+        .save(&TokenPair {
+            access_token: Secret::new(access),
+            refresh_token: Some(Secret::new(refresh)),
+            expires_at: Some(chrono::Utc::now() + chrono::Duration::hours(3)),
+            scopes: vec!["user.metrics".into()],
+        })
+        .unwrap();
+}
+
+#[test]
+fn the_withings_example_syncs_weight_and_body_fat() {
+    let p = provider();
+    exist_fakes::services::withings::sample_weighins(&p.fake);
+    withings_example(&p);
+    let output = p
+        .world
+        .cmd()
+        .env("WITHINGS_SECRET", TEST_CLIENT_SECRET)
+        .env("WITHINGS_CLIENT_SECRET", TEST_CLIENT_SECRET)
+        .args(["backfill", "--from", "2026-11-15"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let kg = |day: &str| p.world.value("weight", day).and_then(|v| v.as_f64());
+    let near = |got: Option<f64>, want: f64| got.is_some_and(|g| (g - want).abs() < 1e-9);
+    // In Paris: the evening weigh-in is the 19th's last; 00:30 on the 20th is the 20th.
+    assert!(near(kg("2026-11-18"), 72.35), "{:?}", kg("2026-11-18"));
+    assert!(near(kg("2026-11-19"), 72.1), "{:?}", kg("2026-11-19"));
+    assert!(near(kg("2026-11-20"), 71.95), "{:?}", kg("2026-11-20"));
+    let fat = p
+        .world
+        .value("body_fat", "2026-11-18")
+        .and_then(|v| v.as_f64());
+    assert!(near(fat, 0.184), "{fat:?}");
+    // The objective group (category 2) is not a weigh-in.
+    assert!(!near(kg("2026-11-19"), 70.0));
+    assert!(p
+        .fake
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/measure")
+        .all(|r| r.auth == exist_fakes::services::AuthScheme::Bearer));
+}
+
+#[test]
+fn a_revoked_source_token_stops_that_source_with_exit_3_and_the_others_sync() {
+    let p = provider();
+    exist_fakes::services::withings::sample_weighins(&p.fake);
+    withings_example(&p);
+    p.fake.revoke_all();
+    let output = p
+        .world
+        .cmd()
+        .env("WITHINGS_CLIENT_SECRET", TEST_CLIENT_SECRET)
+        .args(["run", "--once"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("exist-agent login --source withings"),
+        "{stderr}"
+    );
+    assert_eq!(
+        p.world
+            .value("coffees", &crate::common::today_utc().to_string()),
+        Some(1.into()),
+        "the other source synced"
+    );
+    assert!(p.world.value("weight", "2026-11-18").is_none());
+}

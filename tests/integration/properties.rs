@@ -1285,6 +1285,7 @@ impl OnePageServer {
             url: self.url.clone(),
             auth: HttpAuth::None,
             records: None,
+            body_status: None,
             window: Window::default(),
             paging: Paging::default(),
             id_field: "id".into(),

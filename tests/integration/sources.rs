@@ -40,6 +40,7 @@ fn http_config(url: Url, auth: HttpAuth, page_limit: u32, window_days: u32) -> S
             url,
             auth,
             records: None,
+            body_status: None,
             window: Window::default(),
             paging: Paging::default(),
             id_field: "id".into(),

@@ -27,6 +27,7 @@ source_table!(
         token_env: Option<String>,
         basic_user_env: Option<String>,
         records: Option<String>,
+        body_status: Option<String>,
         #[allow(dead_code, reason = "read on its own, with its path, by `nested`")]
         window: Option<IgnoredAny>,
         #[allow(dead_code, reason = "read on its own, with its path, by `nested`")]
@@ -52,6 +53,9 @@ pub struct HttpSourceConfig {
     /// Where a reply holds its records; `None`: the reply is the array, or an object with a
     /// `data`, `results` or `items` array (the health-data conventions).
     pub records: Option<JsonPointer>,
+    /// Where a reply that is HTTP 200 carries the service's own status (Withings: `/status`, 0
+    /// when all is well); a non-zero one is taken as that status (601 as 429).
+    pub body_status: Option<JsonPointer>,
     /// Which span of time each query asks for.
     pub window: Window,
     /// How one query's pages follow each other.
@@ -651,6 +655,18 @@ pub(super) fn check_http(
                 "write where the reply holds its list of records, e.g. records = \"/data\" (\"\" for the reply itself)",
             )
         })?;
+    let body_status = raw
+        .body_status
+        .as_deref()
+        .map(JsonPointer::parse)
+        .transpose()
+        .map_err(|problem| {
+            loc.error(
+                &at("body_status"),
+                problem,
+                "write where the reply holds the service's status, e.g. body_status = \"/status\"",
+            )
+        })?;
     let window: Window = nested(
         loc,
         i,
@@ -733,6 +749,7 @@ pub(super) fn check_http(
         url,
         auth,
         records,
+        body_status,
         window,
         paging,
         id_field: raw.id_field.clone().unwrap_or_else(|| "id".into()),
