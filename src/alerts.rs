@@ -27,7 +27,7 @@ use exist_api::types::Day;
 
 /// How a run ended, as alerts see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum RunResult {
     /// Everything done.
     Success,
     /// The run failed.
@@ -41,7 +41,7 @@ pub enum Outcome {
     },
 }
 
-impl Outcome {
+impl RunResult {
     /// The outcome of a run that ended with `result`, `sources` having failed in it.
     pub fn of(result: &Result<(), Error>, sources: BTreeSet<String>) -> Self {
         match result {
@@ -97,11 +97,11 @@ pub struct Decision {
 /// Decides what a run's outcome calls for, given the episode the previous runs left.
 pub fn decide(
     before: Option<&FailureEpisode>,
-    outcome: &Outcome,
+    outcome: &RunResult,
     now: DateTime<Utc>,
     alert_after: Duration,
 ) -> Decision {
-    let Outcome::Failure {
+    let RunResult::Failure {
         kind,
         message,
         sources,
@@ -307,7 +307,7 @@ const EFFECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Tells whoever the configuration names how the run went: decides from the stored episode and
 /// the sources' freshness, stores what it decided, then runs the command and pings. Nothing here
 /// changes the run's own result: a failing alert is logged.
-pub async fn after_run(config: &Config, outcome: &Outcome) {
+pub async fn after_run(config: &Config, outcome: &RunResult) {
     let alerts = &config.agent.alerts;
     let wanted = alerts.on_failure.is_some()
         || alerts.ping_url.is_some()
@@ -337,7 +337,7 @@ pub async fn after_run(config: &Config, outcome: &Outcome) {
 
 /// Reads the episode and the staleness marks, decides, and stores the new ones in one
 /// transaction; returns the alerts to send and the ping.
-fn remember(config: &Config, outcome: &Outcome) -> Result<(Vec<Alert>, Option<Ping>), Error> {
+fn remember(config: &Config, outcome: &RunResult) -> Result<(Vec<Alert>, Option<Ping>), Error> {
     let mut store = Store::open(&config.state_dir())?;
     let now = Utc::now();
     let fresh = freshness(config, &store, now)?;
@@ -421,8 +421,8 @@ mod tests {
             + chrono::Duration::minutes(minutes)
     }
 
-    fn failure(kind: ErrorKind) -> Outcome {
-        Outcome::Failure {
+    fn failure(kind: ErrorKind) -> RunResult {
+        RunResult::Failure {
             kind,
             message: "it broke".into(),
             sources: ["health".to_owned()].into(),
@@ -432,7 +432,7 @@ mod tests {
     const HOUR: Duration = Duration::from_secs(3600);
 
     /// Runs `outcomes` one per hour from the same start, collecting alerts and pings.
-    fn replay(outcomes: &[Outcome], alert_after: Duration) -> Vec<(Option<Alert>, Option<Ping>)> {
+    fn replay(outcomes: &[RunResult], alert_after: Duration) -> Vec<(Option<Alert>, Option<Ping>)> {
         let mut episode = None;
         outcomes
             .iter()
@@ -451,8 +451,8 @@ mod tests {
             failure(ErrorKind::Failed),
             failure(ErrorKind::Auth),
             failure(ErrorKind::Failed),
-            Outcome::Success,
-            Outcome::Success,
+            RunResult::Success,
+            RunResult::Success,
             failure(ErrorKind::Failed),
         ];
         let out = replay(&runs, 6 * HOUR);
@@ -500,7 +500,7 @@ mod tests {
             .message
             .contains("since 2026-11-20 10:00 UTC"));
         // A short blip ends quietly: no alert was sent, so no "works again" either.
-        let out = replay(&[t.clone(), Outcome::Success], 2 * HOUR);
+        let out = replay(&[t.clone(), RunResult::Success], 2 * HOUR);
         assert_eq!(out[1], (None, Some(Ping::Success)));
         // A failure that needs the user alerts at once even inside a temporary episode.
         let out = replay(&[t, failure(ErrorKind::Auth)], 2 * HOUR);

@@ -132,10 +132,10 @@ async fn sync_once(
     let (outcome, told) = match sync_locked(config, request, stop).await {
         Ok(done) => done,
         Err(e) => {
-            let told = alerts::Outcome::of(&Err(e), BTreeSet::new());
+            let told = alerts::RunResult::of(&Err(e), BTreeSet::new());
             let failure = match &told {
-                alerts::Outcome::Failure { message, .. } => Some(message.clone()),
-                alerts::Outcome::Success => None,
+                alerts::RunResult::Failure { message, .. } => Some(message.clone()),
+                alerts::RunResult::Success => None,
             };
             let outcome = RunOutcome {
                 failed_sources: BTreeSet::new(),
@@ -154,7 +154,7 @@ async fn sync_locked(
     config: &Config,
     request: RunRequest,
     stop: watch::Receiver<bool>,
-) -> Result<(RunOutcome, alerts::Outcome)> {
+) -> Result<(RunOutcome, alerts::RunResult)> {
     let state_dir = config.state_dir();
     let _lock = tokio::task::spawn_blocking(move || run_lock(&state_dir))
         .await
@@ -181,7 +181,7 @@ async fn sync_locked(
     if let Err(e) = &result {
         tracing::warn!("{e}");
     }
-    let told = alerts::Outcome::of(&result, failed_sources.clone());
+    let told = alerts::RunResult::of(&result, failed_sources.clone());
     let outcome = RunOutcome {
         failed_sources,
         failure: beyond

@@ -212,7 +212,7 @@ impl ServiceTarget {
         ManagerCommand {
             argv,
             may_fail,
-            outcome: Outcome::NotRun("--print writes and runs nothing".into()),
+            outcome: CommandOutcome::NotRun("--print writes and runs nothing".into()),
         }
     }
 }
@@ -240,12 +240,12 @@ pub struct ManagerCommand {
     /// Whether a failure is expected and harmless (`launchctl unload` of an agent not loaded).
     pub may_fail: bool,
     /// What happened.
-    pub outcome: Outcome,
+    pub outcome: CommandOutcome,
 }
 
 /// What became of a [`ManagerCommand`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum CommandOutcome {
     /// It ran and succeeded.
     Succeeded,
     /// It ran and failed, with its message.
@@ -285,17 +285,17 @@ impl ServiceReport {
             || self
                 .commands
                 .iter()
-                .all(|c| c.may_fail || c.outcome == Outcome::Succeeded)
+                .all(|c| c.may_fail || c.outcome == CommandOutcome::Succeeded)
     }
 
     fn fmt_commands(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for c in &self.commands {
             let line = c.argv.join(" ");
             match &c.outcome {
-                Outcome::Succeeded => writeln!(f, "ran `{line}`")?,
-                Outcome::Failed(_) if c.may_fail => {}
-                Outcome::Failed(why) => writeln!(f, "`{line}` failed: {why}")?,
-                Outcome::NotRun(why) => writeln!(f, "did not run `{line}`: {why}")?,
+                CommandOutcome::Succeeded => writeln!(f, "ran `{line}`")?,
+                CommandOutcome::Failed(_) if c.may_fail => {}
+                CommandOutcome::Failed(why) => writeln!(f, "`{line}` failed: {why}")?,
+                CommandOutcome::NotRun(why) => writeln!(f, "did not run `{line}`: {why}")?,
             }
         }
         if !self.manager_ok() {
@@ -636,34 +636,34 @@ fn run_all(commands: &mut [ManagerCommand]) {
     let mut blocked: Option<String> = None;
     for command in commands {
         if let Some(why) = &blocked {
-            command.outcome = Outcome::NotRun(why.clone());
+            command.outcome = CommandOutcome::NotRun(why.clone());
             continue;
         }
         command.outcome = run_one(&command.argv);
         match &command.outcome {
-            Outcome::Succeeded => {}
-            Outcome::Failed(_) if command.may_fail => {}
-            Outcome::Failed(_) => blocked = Some("an earlier command failed".into()),
-            Outcome::NotRun(why) => blocked = Some(why.clone()),
+            CommandOutcome::Succeeded => {}
+            CommandOutcome::Failed(_) if command.may_fail => {}
+            CommandOutcome::Failed(_) => blocked = Some("an earlier command failed".into()),
+            CommandOutcome::NotRun(why) => blocked = Some(why.clone()),
         }
     }
 }
 
-fn run_one(argv: &[String]) -> Outcome {
+fn run_one(argv: &[String]) -> CommandOutcome {
     let output = match Command::new(&argv[0]).args(&argv[1..]).output() {
         Ok(output) => output,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Outcome::NotRun(format!("`{}` is not installed", argv[0]))
+            return CommandOutcome::NotRun(format!("`{}` is not installed", argv[0]))
         }
-        Err(e) => return Outcome::Failed(format!("could not start it: {e}")),
+        Err(e) => return CommandOutcome::Failed(format!("could not start it: {e}")),
     };
     if output.status.success() {
         tracing::debug!(command = %argv.join(" "), "service manager command succeeded");
-        return Outcome::Succeeded;
+        return CommandOutcome::Succeeded;
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
     let message = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-    Outcome::Failed(format!("{} {}", output.status, message.trim()))
+    CommandOutcome::Failed(format!("{} {}", output.status, message.trim()))
 }
 
 #[cfg(test)]

@@ -55,7 +55,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<()> {
     if !args.dry_run {
         rt.block_on(alerts::after_run(
             &config,
-            &alerts::Outcome::of(&result, failed_sources),
+            &alerts::RunResult::of(&result, failed_sources),
         ));
     }
     if args.json {

@@ -393,7 +393,7 @@ pub(super) fn check(
             "remove fill",
         ));
     }
-    let cx = transform::Context {
+    let cx = transform::AttributeFacts {
         index: i,
         aggregate,
         aggregate_name: &raw.aggregate,

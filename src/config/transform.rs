@@ -29,7 +29,7 @@ pub(super) struct RawScale {
 }
 
 /// What the checks need to know of the attribute the transform belongs to.
-pub(super) struct Context<'a> {
+pub(super) struct AttributeFacts<'a> {
     pub index: usize,
     pub aggregate: Aggregate,
     pub aggregate_name: &'a str,
@@ -40,7 +40,7 @@ pub(super) struct Context<'a> {
 /// Reads and checks the transform keys of attribute `cx.index`.
 pub(super) fn check(
     loc: &Locator<'_>,
-    cx: &Context<'_>,
+    cx: &AttributeFacts<'_>,
     raw: RawTransform,
 ) -> Result<Transform, ConfigError> {
     let at = |k: &'static str| [Seg::Key("attribute"), Seg::Index(cx.index), Seg::Key(k)];
@@ -117,7 +117,7 @@ pub(super) fn check(
 /// that keeps values as they are, inside the type.
 fn check_ranges(
     loc: &Locator<'_>,
-    cx: &Context<'_>,
+    cx: &AttributeFacts<'_>,
     transform: &Transform,
 ) -> Result<(), ConfigError> {
     let Some((lo, hi)) = range_of(cx.value_type) else {
@@ -198,7 +198,7 @@ fn check_ranges(
 
 fn value_map(
     loc: &Locator<'_>,
-    cx: &Context<'_>,
+    cx: &AttributeFacts<'_>,
     entries: BTreeMap<String, toml::Value>,
 ) -> Result<ValueMap, ConfigError> {
     let error = |key: Option<&str>, problem: String, fix: String| {

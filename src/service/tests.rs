@@ -187,10 +187,13 @@ fn a_failing_manager_is_reported_and_stops_the_dependent_command() {
     let (binary, config) = real_files(root.path());
     let target = ServiceTarget::systemd(root.path().join("units")).with_manager_program("false");
     let report = install(false, &binary, &config, 23, &target).unwrap();
-    assert!(matches!(report.commands[0].outcome, Outcome::Failed(_)));
+    assert!(matches!(
+        report.commands[0].outcome,
+        CommandOutcome::Failed(_)
+    ));
     assert_eq!(
         report.commands[1].outcome,
-        Outcome::NotRun("an earlier command failed".into())
+        CommandOutcome::NotRun("an earlier command failed".into())
     );
     assert!(root.path().join("units").join(TIMER_UNIT).exists());
 }
@@ -229,7 +232,7 @@ fn print_mode_writes_nothing() {
     assert!(report
         .commands
         .iter()
-        .all(|c| matches!(c.outcome, Outcome::NotRun(_))));
+        .all(|c| matches!(c.outcome, CommandOutcome::NotRun(_))));
     let text = report.to_string();
     assert!(text.contains("OnCalendar=*-*-* *:09:00"));
     assert!(text.contains(&format!("# {}", units.join(SERVICE_UNIT).display())));

@@ -28,7 +28,7 @@ use super::{emit, excerpt, PullEvent, PullPlan, PullSummary, Sink, Source, Sourc
 use crate::config::{HttpSourceConfig, JsonPointer, SourceConfig};
 use crate::error::error_chain;
 use auth::Credentials;
-use paging::{first_page_params, Pager, Reply, Stop};
+use paging::{first_page_params, PageStop, Pager, Reply};
 use window::{Place, Query};
 
 pub use window::{format_query_time, OVERLAP};
@@ -39,7 +39,7 @@ const MAX_EMPTY_PAGES: usize = 3;
 
 /// How an HTTP source retries and waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
+pub struct PullRetry {
     /// Tries of one request on network errors and 5xx, the first included.
     pub attempts: u32,
     /// The wait before the first retry; it doubles with each retry.
@@ -51,7 +51,7 @@ pub struct RetryPolicy {
     pub max_rate_limited: u32,
 }
 
-impl Default for RetryPolicy {
+impl Default for PullRetry {
     fn default() -> Self {
         Self {
             attempts: 3,
@@ -62,7 +62,7 @@ impl Default for RetryPolicy {
     }
 }
 
-impl RetryPolicy {
+impl PullRetry {
     /// The wait before retry number `retry` (1 for the first).
     fn backoff(&self, retry: u32) -> Duration {
         self.base_delay
@@ -77,7 +77,7 @@ pub struct HttpSource {
     config: HttpSourceConfig,
     parser: RecordParser,
     client: reqwest::Client,
-    retry: RetryPolicy,
+    retry: PullRetry,
     /// The user's timezone: windows of days are the user's days.
     tz: Tz,
     /// The OAuth2 tokens of a source with `auth.oauth2`.
@@ -112,7 +112,7 @@ struct Found {
 }
 
 impl HttpSource {
-    /// The source a `kind = "http"` `[[source]]` describes, with the default [`RetryPolicy`],
+    /// The source a `kind = "http"` `[[source]]` describes, with the default [`PullRetry`],
     /// for a user in UTC until [`HttpSource::in_timezone`] says otherwise.
     pub fn new(source: &SourceConfig, http: &HttpSourceConfig) -> Result<Self, SourceError> {
         let client = reqwest::Client::builder()
@@ -134,7 +134,7 @@ impl HttpSource {
                 Some(&http.updated_field),
             ),
             client,
-            retry: RetryPolicy::default(),
+            retry: PullRetry::default(),
             tz: chrono_tz::UTC,
             oauth: match &http.auth {
                 crate::config::HttpAuth::OAuth2(o) => {
@@ -158,7 +158,7 @@ impl HttpSource {
     }
 
     /// The same source with another retry policy (tests use short delays).
-    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+    pub fn with_retry(mut self, retry: PullRetry) -> Self {
         self.retry = retry;
         self
     }
@@ -275,14 +275,14 @@ impl HttpSource {
         }
     }
 
-    fn stopped(&self, url: &Url, stop: Stop) -> SourceError {
+    fn stopped(&self, url: &Url, stop: PageStop) -> SourceError {
         match stop {
-            Stop::Loops(problem) => SourceError::PagingLoops {
+            PageStop::Loops(problem) => SourceError::PagingLoops {
                 source_name: self.name.clone(),
                 url: url.to_string(),
                 problem,
             },
-            Stop::BadNext(problem) => SourceError::BadResponse {
+            PageStop::BadNext(problem) => SourceError::BadResponse {
                 source_name: self.name.clone(),
                 url: url.to_string(),
                 problem,
@@ -753,9 +753,9 @@ mod tests {
 
     #[test]
     fn backoff_doubles() {
-        let policy = RetryPolicy {
+        let policy = PullRetry {
             base_delay: Duration::from_millis(100),
-            ..RetryPolicy::default()
+            ..PullRetry::default()
         };
         let waits: Vec<_> = (1..=3).map(|n| policy.backoff(n).as_millis()).collect();
         assert_eq!(waits, vec![100, 200, 400]);

@@ -39,7 +39,7 @@ use crate::error::{Classify, ErrorKind};
 pub use command::CommandSource;
 pub use field::FieldPath;
 pub use file::FileSource;
-pub use http::{format_query_time, HttpSource, Probe, RetryPolicy, OVERLAP};
+pub use http::{format_query_time, HttpSource, Probe, PullRetry, OVERLAP};
 pub use record::{Malformed, Record, RecordTime, TIME_ZONE_FIELD};
 pub use sqlite::SqliteSource;
 

@@ -48,12 +48,12 @@ enum Chunk {
 }
 
 /// Why reading failed, before it becomes the source's error.
-struct Failure {
+struct ReadFailure {
     problem: String,
     busy: bool,
 }
 
-impl From<rusqlite::Error> for Failure {
+impl From<rusqlite::Error> for ReadFailure {
     fn from(e: rusqlite::Error) -> Self {
         let busy = matches!(
             e.sqlite_error_code(),
@@ -102,7 +102,7 @@ impl SqliteSource {
             })
     }
 
-    fn failed(&self, failure: Failure) -> SourceError {
+    fn failed(&self, failure: ReadFailure) -> SourceError {
         SourceError::Database {
             source_name: self.name.clone(),
             path: self.path.clone(),
@@ -156,7 +156,7 @@ impl Source for SqliteSource {
             Ok(Ok(())) => {}
             Ok(Err(failure)) => return Err(self.failed(failure)),
             Err(e) => {
-                return Err(self.failed(Failure {
+                return Err(self.failed(ReadFailure {
                     problem: format!("reading stopped: {e}"),
                     busy: false,
                 }))
@@ -179,10 +179,10 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
 }
 
 /// Prepares `query`, refusing a statement that would write.
-fn prepare<'c>(conn: &'c Connection, query: &str) -> Result<rusqlite::Statement<'c>, Failure> {
+fn prepare<'c>(conn: &'c Connection, query: &str) -> Result<rusqlite::Statement<'c>, ReadFailure> {
     let statement = conn.prepare(query)?;
     if !statement.readonly() {
-        return Err(Failure {
+        return Err(ReadFailure {
             problem: "the query would change the database; a source only reads (write a SELECT)"
                 .into(),
             busy: false,
@@ -199,7 +199,7 @@ fn read_rows(
     parser: &RecordParser,
     source: &str,
     out: &mut dyn FnMut(Chunk) -> bool,
-) -> Result<(), Failure> {
+) -> Result<(), ReadFailure> {
     let conn = open(path)?;
     // A watchdog interrupts the query once it has run for `timeout`; it ends as soon as the
     // reading does (its channel closes).
@@ -224,7 +224,7 @@ fn stream_rows(
     parser: &RecordParser,
     source: &str,
     out: &mut dyn FnMut(Chunk) -> bool,
-) -> Result<(), Failure> {
+) -> Result<(), ReadFailure> {
     let mut statement = prepare(conn, query)?;
     let names: Vec<String> = statement.column_names().map(str::to_owned).collect();
     let mut rows = statement.query([])?;
@@ -235,7 +235,7 @@ fn stream_rows(
             Ok(Some(row)) => row,
             Ok(None) => break,
             Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) => {
-                return Err(Failure {
+                return Err(ReadFailure {
                     problem: format!(
                         "the query ran longer than {} and was stopped; make it faster (an index, a WHERE on recent days) or raise the source's timeout",
                         humantime::format_duration(timeout)

@@ -110,16 +110,16 @@ pub async fn flush(
     report.remaining = total - report.acknowledged - report.rejected;
     match stopped {
         None => Ok(report),
-        Some(Stop::RateLimited) => Err(SendStopped::RateLimited {
+        Some(SendStop::RateLimited) => Err(SendStopped::RateLimited {
             remaining: report.remaining,
             report,
         }),
-        Some(Stop::Failed(source)) => Err(SendStopped::Failed { report, source }),
+        Some(SendStop::Failed(source)) => Err(SendStopped::Failed { report, source }),
     }
 }
 
 /// Why [`send_all`] stopped early.
-enum Stop {
+enum SendStop {
     RateLimited,
     Failed(SyncStepError),
 }
@@ -131,7 +131,7 @@ async fn send_all(
     pending: Vec<Pending>,
     control: &FlushControl<'_>,
     report: &mut SendReport,
-) -> Option<Stop> {
+) -> Option<SendStop> {
     for batch in Batch::split(pending) {
         if (control.stop)() {
             tracing::info!("stopping: the rest stays pending for the next run");
@@ -143,8 +143,10 @@ async fn send_all(
                 .bar
                 .inc((report.acknowledged + report.rejected - settled) as u64),
             // The client's budget refused, or Exist said 429 (the budget noted it).
-            Err(SyncStepError::Exist(ExistError::RateLimited)) => return Some(Stop::RateLimited),
-            Err(e) => return Some(Stop::Failed(e)),
+            Err(SyncStepError::Exist(ExistError::RateLimited)) => {
+                return Some(SendStop::RateLimited)
+            }
+            Err(e) => return Some(SendStop::Failed(e)),
         }
     }
     None

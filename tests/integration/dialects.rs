@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use chrono::{TimeDelta, Utc};
 use exist_agent::config::{Config, SourceConfig, SourceKind};
 use exist_agent::sources::{
-    HttpSource, PullEvent, PullPlan, PullSummary, Record, RetryPolicy, Source, SourceError,
+    HttpSource, PullEvent, PullPlan, PullRetry, PullSummary, Record, Source, SourceError,
     SqliteSource,
 };
 use exist_fakes::services::{gadgetbridge, oura, wakatime, AuthScheme};
@@ -45,13 +45,11 @@ fn http(url: &str, keys: &str) -> HttpSource {
     let SourceKind::Http(h) = &config.kind else {
         unreachable!("an http source")
     };
-    HttpSource::new(&config, h)
-        .unwrap()
-        .with_retry(RetryPolicy {
-            attempts: 3,
-            base_delay: Duration::from_millis(10),
-            ..RetryPolicy::default()
-        })
+    HttpSource::new(&config, h).unwrap().with_retry(PullRetry {
+        attempts: 3,
+        base_delay: Duration::from_millis(10),
+        ..PullRetry::default()
+    })
 }
 
 /// Pulls, collecting every event.

@@ -11,8 +11,8 @@ use exist_agent::config::{
     SecretFrom, SourceConfig, SourceKind, Window,
 };
 use exist_agent::sources::{
-    format_query_time, from_config, HttpSource, PullEvent, PullPlan, PullSummary, Record,
-    RetryPolicy, SinkError, Source, SourceError, OVERLAP,
+    format_query_time, from_config, HttpSource, PullEvent, PullPlan, PullRetry, PullSummary,
+    Record, SinkError, Source, SourceError, OVERLAP,
 };
 use exist_fakes::health::HealthSandbox;
 use serde_json::json;
@@ -56,11 +56,11 @@ fn http_config(url: Url, auth: HttpAuth, page_limit: u32, window_days: u32) -> S
 }
 
 /// Retries without waiting long, so tests stay fast.
-fn fast() -> RetryPolicy {
-    RetryPolicy {
+fn fast() -> PullRetry {
+    PullRetry {
         attempts: 3,
         base_delay: Duration::from_millis(10),
-        ..RetryPolicy::default()
+        ..PullRetry::default()
     }
 }
 

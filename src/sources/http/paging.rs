@@ -29,7 +29,7 @@ pub(super) struct Reply<'a> {
 
 /// Why a query cannot go on to a next page.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Stop {
+pub(super) enum PageStop {
     /// The pages go in a circle.
     Loops(String),
     /// The next page is somewhere this source's credentials must not go, or not a URL at all.
@@ -71,7 +71,7 @@ impl<'a> Pager<'a> {
     }
 
     /// The URL of the page after `reply`, or `None` when the query is complete.
-    pub fn next(&mut self, reply: &Reply<'_>) -> Result<Option<Url>, Stop> {
+    pub fn next(&mut self, reply: &Reply<'_>) -> Result<Option<Url>, PageStop> {
         let body_hash = hash(reply.raw);
         let repeated = self.last_body.replace(body_hash) == Some(body_hash) && reply.records > 0;
         let next = match self.paging {
@@ -93,7 +93,7 @@ impl<'a> Pager<'a> {
             Paging::Offset { param, limit, .. } | Paging::Page { param, limit, .. } => {
                 let by_page = matches!(self.paging, Paging::Page { .. });
                 if repeated {
-                    return Err(Stop::Loops(format!(
+                    return Err(PageStop::Loops(format!(
                         "the page at {param}={} holds the same records as the one before: the source does not take `{param}`",
                         self.position
                     )));
@@ -108,10 +108,10 @@ impl<'a> Pager<'a> {
                 None | Some(Value::Null) => None,
                 Some(Value::String(s)) if s.is_empty() => None,
                 Some(Value::String(s)) => Some(reply.url.join(s).map_err(|_| {
-                    Stop::BadNext(format!("`{next}` holds \"{s}\", which is not a URL"))
+                    PageStop::BadNext(format!("`{next}` holds \"{s}\", which is not a URL"))
                 })?),
                 Some(other) => {
-                    return Err(Stop::BadNext(format!(
+                    return Err(PageStop::BadNext(format!(
                         "`{next}` holds {}, not the next page's URL",
                         super::super::excerpt(&other.to_string(), 40)
                     )))
@@ -124,7 +124,7 @@ impl<'a> Pager<'a> {
                     Some(Value::String(s)) => Some(s.clone()),
                     Some(Value::Number(n)) => Some(n.to_string()),
                     Some(other) => {
-                        return Err(Stop::BadNext(format!(
+                        return Err(PageStop::BadNext(format!(
                             "`{token}` holds {}, not a cursor",
                             super::super::excerpt(&other.to_string(), 40)
                         )))
@@ -133,7 +133,7 @@ impl<'a> Pager<'a> {
                 match text {
                     None => None,
                     Some(text) if !self.tokens.insert(text.clone()) => {
-                        return Err(Stop::Loops(format!(
+                        return Err(PageStop::Loops(format!(
                             "the cursor `{}` at `{token}` came back",
                             super::super::excerpt(&text, 40)
                         )))
@@ -144,13 +144,13 @@ impl<'a> Pager<'a> {
         };
         let Some(next) = next else { return Ok(None) };
         if next.origin() != self.first.origin() {
-            return Err(Stop::BadNext(format!(
+            return Err(PageStop::BadNext(format!(
                 "the next page is on another site ({}); the source's credentials are not sent there",
                 without_query(&next)
             )));
         }
         if !self.visited.insert(next.clone()) {
-            return Err(Stop::Loops(format!("the next page is {next} again")));
+            return Err(PageStop::Loops(format!("the next page is {next} again")));
         }
         Ok(Some(next))
     }
@@ -222,7 +222,7 @@ mod tests {
     }
 
     /// Feeds `pages` (body, record count) to a pager, returning the URLs it asks for next.
-    fn walk(paging: &Paging, pages: &[(Value, usize)]) -> Result<Vec<Url>, Stop> {
+    fn walk(paging: &Paging, pages: &[(Value, usize)]) -> Result<Vec<Url>, PageStop> {
         let first = url("https://api.example.com/v1/items?x=1");
         let mut pager = Pager::new(paging, 50, first.clone());
         let mut at = first;
@@ -290,7 +290,7 @@ mod tests {
         };
         let err = walk(&paging, &[(json!([1, 2]), 2), (json!([1, 2]), 2)]).unwrap_err();
         assert!(
-            matches!(&err, Stop::Loops(m) if m.contains("does not take `offset`")),
+            matches!(&err, PageStop::Loops(m) if m.contains("does not take `offset`")),
             "{err:?}"
         );
     }
@@ -337,17 +337,17 @@ mod tests {
                 (json!({"links": {"next": "/v1/items?p=2"}, "n": 2}), 5),
             ],
         );
-        assert!(matches!(again, Err(Stop::Loops(_))), "{again:?}");
+        assert!(matches!(again, Err(PageStop::Loops(_))), "{again:?}");
         let elsewhere = walk(
             &paging,
             &[(json!({"links": {"next": "https://evil.example/steal"}}), 5)],
         );
         assert!(
-            matches!(&elsewhere, Err(Stop::BadNext(m)) if m.contains("another site")),
+            matches!(&elsewhere, Err(PageStop::BadNext(m)) if m.contains("another site")),
             "{elsewhere:?}"
         );
         let number = walk(&paging, &[(json!({"links": {"next": 7}}), 5)]);
-        assert!(matches!(number, Err(Stop::BadNext(_))));
+        assert!(matches!(number, Err(PageStop::BadNext(_))));
     }
 
     #[test]
@@ -381,7 +381,7 @@ mod tests {
             ],
         );
         assert!(
-            matches!(&looping, Err(Stop::Loops(m)) if m.contains("`abc`")),
+            matches!(&looping, Err(PageStop::Loops(m)) if m.contains("`abc`")),
             "{looping:?}"
         );
     }
