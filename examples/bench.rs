@@ -471,7 +471,10 @@ fn ingest(agent: &Path) {
                 })
                 .collect();
             result(
-                &format!("Ingest cost per record as the {} file grows", format_name(format)),
+                &format!(
+                    "Ingest cost per record as the {} file grows",
+                    format_name(format)
+                ),
                 &per_record.join("; "),
                 "flat (linear growth)",
                 None,

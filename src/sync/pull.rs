@@ -19,7 +19,8 @@ use super::{DayBasis, Mode, SourceReport, SyncOptions};
 use crate::config::{PullMode, SourceConfig, SourceKind};
 use crate::error::Error;
 use crate::sources::{
-    self, Malformed, PullEvent, PullPlan, PullSummary, Record, SinkError, Source, SourceError,
+    self, ContentFingerprint, Malformed, PullEvent, PullPlan, PullSummary, Record, SinkError,
+    Source, SourceError,
 };
 use crate::store::{Cursor, Store, StoredRecord};
 use exist_api::types::Day;
@@ -38,6 +39,10 @@ pub(super) struct DayTotals {
     newest: Option<NewestById>,
     /// Records taken in.
     pub records: u64,
+    /// The fingerprint of the content the records came from, once it was all read.
+    pub content: Option<ContentFingerprint>,
+    /// The content was the one whose values were settled already: nothing was taken in.
+    unchanged: bool,
 }
 
 impl DayTotals {
@@ -49,6 +54,8 @@ impl DayTotals {
             days: HashMap::new(),
             newest: source.kind.id_field().map(|_| NewestById::default()),
             records: 0,
+            content: None,
+            unchanged: false,
         }
     }
 
@@ -195,7 +202,13 @@ pub(super) struct SourcePull {
     pub totals: Option<DayTotals>,
 }
 
-/// Pulls one source if it is due (or `forced`), keeping what it hands over as it goes.
+/// Pulls one source if it is due (or `forced`), keeping what it hands over as it goes. A source
+/// read whole whose content is `known` (its day values are settled for it) is read but not
+/// parsed: it gives no totals, and its report says it was unchanged.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the inputs of one pull, each used once"
+)]
 pub(super) async fn pull_source(
     source: &SourceConfig,
     resolved: &[Resolved<'_>],
@@ -204,6 +217,7 @@ pub(super) async fn pull_source(
     basis: DayBasis,
     options: &SyncOptions,
     forced: bool,
+    known: Option<ContentFingerprint>,
 ) -> SourcePull {
     let mut pulled = SourcePull {
         report: SourceReport {
@@ -251,7 +265,7 @@ pub(super) async fn pull_source(
     let result = bounded(
         source,
         options,
-        pull.run(store, &mut pulled.report.malformed, totals.as_mut()),
+        pull.run(store, &mut pulled.report.malformed, totals.as_mut(), known),
     )
     .await;
     let mut cursor = store.read().cursor(&source.name).unwrap_or(before);
@@ -260,10 +274,18 @@ pub(super) async fn pull_source(
     match result {
         Ok(summary) => {
             pulled.report.summary = summary;
-            pulled.totals = totals.map(|mut t| {
-                t.finish();
-                t
-            });
+            match totals {
+                Some(t) if t.unchanged => {
+                    tracing::info!(source = %source.name, "unchanged since its day values were settled (same content fingerprint): not parsed again, nothing to recompute");
+                    pulled.report.unchanged = true;
+                }
+                totals => {
+                    pulled.totals = totals.map(|mut t| {
+                        t.finish();
+                        t
+                    });
+                }
+            }
             cursor.last_error = None;
         }
         Err(e) => {
@@ -399,8 +421,9 @@ impl<'a> Pull<'a> {
         store: &mut Store,
         malformed: &mut Vec<Malformed>,
         mut totals: Option<&mut DayTotals>,
+        known: Option<ContentFingerprint>,
     ) -> Result<PullSummary, SourceError> {
-        let puller = sources::from_config(self.source)?;
+        let puller = sources::from_config(self.source)?.knowing_content(known);
         // A full pull of a stored source sees every record that still exists: the others vanished.
         let reconcile = self.full && totals.is_none();
         let mut seen: HashSet<String> = HashSet::new();
@@ -433,6 +456,16 @@ impl<'a> Pull<'a> {
                     malformed.push(m);
                     Ok(())
                 }
+                PullEvent::Content {
+                    fingerprint,
+                    unchanged,
+                } => {
+                    if let Some(totals) = totals.as_deref_mut() {
+                        totals.content = Some(fingerprint);
+                        totals.unchanged = unchanged;
+                    }
+                    Ok(())
+                }
                 PullEvent::Total(total) => {
                     self.bar
                         .set_message(format!("{total} records in this window"));
@@ -452,7 +485,11 @@ impl<'a> Pull<'a> {
                         (a, b) => a.or(b).or(Some(done - chrono::Duration::days(31))),
                     };
                     self.bar.inc(1);
-                    let size = totals.as_deref().map(|t| t.records);
+                    // An unchanged source keeps the count of its last parse.
+                    let size = totals
+                        .as_deref()
+                        .filter(|t| !t.unchanged)
+                        .map(|t| t.records);
                     Ok(store.transaction(|tx| {
                         if let Some(from) = self.backfill_from {
                             tx.set_backfill_progress(&name, from, done)?;

@@ -16,3 +16,4 @@ mod properties;
 mod readme;
 mod sources;
 mod sync;
+mod unchanged;
