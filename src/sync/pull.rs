@@ -126,8 +126,10 @@ impl DayTotals {
 /// its old and new tables at once while growing. A million records take about 40 MB.
 #[derive(Debug, Default)]
 struct NewestById {
-    /// A 96-bit hash of each version's id (a collision is out of reach), with its slot.
-    ids: Vec<([u32; 3], u32)>,
+    /// A 96-bit hash of each version's id (a collision is out of reach) in the high bits, its
+    /// slot in the low 32: sorting these plain integers groups the versions of an id, the
+    /// newest (highest slot) last.
+    ids: Vec<u128>,
     days: Vec<Day>,
     at: Vec<NaiveDateTime>,
     /// One per rule and slot: the number, or NaN for an absent measure or one kept in `rare`.
@@ -145,7 +147,7 @@ impl NewestById {
         measures: impl Iterator<Item = Measure>,
     ) {
         let slot = self.days.len();
-        self.ids.push((id_hash(id), slot as u32));
+        self.ids.push(id_hash(id) << 32 | slot as u128);
         self.days.push(day);
         self.at.push(at);
         for measure in measures {
@@ -165,9 +167,10 @@ impl NewestById {
     fn newest_slots(&mut self) -> Vec<usize> {
         self.ids.sort_unstable();
         let ids = &self.ids;
+        let id = |i: usize| ids[i] >> 32;
         (0..ids.len())
-            .filter(|&i| i + 1 == ids.len() || ids[i + 1].0 != ids[i].0)
-            .map(|i| ids[i].1 as usize)
+            .filter(|&i| i + 1 == ids.len() || id(i + 1) != id(i))
+            .map(|i| ids[i] as u32 as usize)
             .collect()
     }
 
@@ -179,17 +182,9 @@ impl NewestById {
     }
 }
 
-/// A 96-bit hash of an id, from two keyed SipHashes.
-fn id_hash(id: &str) -> [u32; 3] {
-    use std::hash::{Hash, Hasher};
-    let half = |salt: u8| {
-        let mut h = std::hash::DefaultHasher::new();
-        salt.hash(&mut h);
-        id.hash(&mut h);
-        h.finish()
-    };
-    let (a, b) = (half(0), half(1));
-    [a as u32, (a >> 32) as u32, b as u32]
+/// A 96-bit hash of an id: the low 96 bits of its XXH3-128.
+fn id_hash(id: &str) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(id.as_bytes()) & ((1u128 << 96) - 1)
 }
 
 /// What pulling one source gave.
@@ -439,8 +434,9 @@ impl<'a> Pull<'a> {
             match event {
                 PullEvent::Records(records) => {
                     if let Some(totals) = totals.as_deref_mut() {
+                        let today = basis.today();
                         for r in records {
-                            if let Some(day) = placed(&name, &r, basis, malformed) {
+                            if let Some(day) = placed(&name, &r, basis, today, malformed) {
                                 totals.add(r, day, malformed);
                             }
                         }
@@ -521,17 +517,20 @@ impl<'a> Pull<'a> {
 
 /// The user's day a record falls on, or `None` (reported as malformed) when it cannot be a real
 /// day of the user's: outside the years Exist knows, or after tomorrow.
+/// `today` is the user's day when the records came (read once per page or chunk: it is the
+/// clock and a timezone conversion).
 fn placed(
     source: &str,
     record: &Record,
     basis: DayBasis,
+    today: Day,
     malformed: &mut Vec<Malformed>,
 ) -> Option<Day> {
     let day = basis.day_of(&record.time);
     let year = day.date().year();
     let reason = if !(1..=9999).contains(&year) {
         format!("its date falls in the year {year}, which no Exist day has")
-    } else if day > basis.today().succ() {
+    } else if day > today.succ() {
         format!("its date {day} is in the future")
     } else {
         return Some(day);
@@ -553,6 +552,7 @@ pub(super) fn to_stored(
     malformed: &mut Vec<Malformed>,
 ) -> Vec<StoredRecord> {
     let mut out = Vec::with_capacity(records.len());
+    let today = basis.today();
     for r in records {
         let Some(id) = r.id.clone() else {
             malformed.push(Malformed {
@@ -562,7 +562,7 @@ pub(super) fn to_stored(
             });
             continue;
         };
-        let Some(day) = placed(source, &r, basis, malformed) else {
+        let Some(day) = placed(source, &r, basis, today, malformed) else {
             continue;
         };
         out.push(StoredRecord {
@@ -643,7 +643,7 @@ mod tests {
 
     #[test]
     fn id_hashes_differ_for_near_ids() {
-        let hashes: std::collections::HashSet<[u32; 3]> =
+        let hashes: std::collections::HashSet<u128> =
             (0..10_000).map(|i| id_hash(&format!("r{i}"))).collect();
         assert_eq!(hashes.len(), 10_000);
     }
