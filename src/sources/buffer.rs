@@ -4,7 +4,7 @@
 //! channel, so a million-line file neither stalls the runtime nor sits in memory: a JSON Lines
 //! file is read as a stream, line by line.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
@@ -34,7 +34,7 @@ enum Parsed {
 pub(crate) enum Input {
     /// Bytes already in memory (a command's output, a CSV file).
     Bytes(Vec<u8>),
-    /// An open JSON Lines file, read as a stream.
+    /// An open file: JSON Lines is read as a stream, so a large file never sits in memory.
     Stream {
         /// The file, at its start.
         file: std::fs::File,
@@ -71,7 +71,7 @@ pub(crate) async fn deliver(
     let parsing = tokio::task::spawn_blocking(move || {
         let mut out = |parsed| tx.blocking_send(parsed).is_ok();
         let parsed = match (input, format) {
-            (Input::Stream { mut file, .. }, _) => {
+            (Input::Stream { mut file, .. }, format) => {
                 // A first pass only fingerprints (at memory speed), so that an unchanged file
                 // is never parsed; the parse fingerprints again exactly the bytes it reads.
                 match ContentFingerprint::of_file(&mut file) {
@@ -85,10 +85,25 @@ pub(crate) async fn deliver(
                         return;
                     }
                 }
-                let mut reader =
-                    std::io::BufReader::with_capacity(1 << 16, Fingerprinting::new(file));
-                parse_json_lines(&mut reader, &parser, &name, &mut out)
-                    .then(|| reader.get_ref().fingerprint())
+                match format {
+                    RecordFormat::JsonLines => {
+                        let mut reader =
+                            std::io::BufReader::with_capacity(1 << 16, Fingerprinting::new(file));
+                        parse_json_lines(&mut reader, &parser, &name, &mut out)
+                            .then(|| reader.get_ref().fingerprint())
+                    }
+                    // CSV rows are located by byte position in the whole buffer, which is how
+                    // their line numbers stay exact around blank lines.
+                    RecordFormat::Csv => {
+                        let mut bytes = Vec::new();
+                        if let Err(e) = file.read_to_end(&mut bytes) {
+                            out(Parsed::ReadFailed(e));
+                            return;
+                        }
+                        parse_csv(&bytes, &parser, &name, &mut out)
+                            .then(|| ContentFingerprint::of_bytes(&bytes))
+                    }
+                }
             }
             (Input::Bytes(bytes), format) => {
                 let fingerprint = ContentFingerprint::of_bytes(&bytes);

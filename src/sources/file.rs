@@ -65,17 +65,11 @@ impl Source for FileSource {
             path: self.path.clone(),
             source,
         };
-        // JSON Lines is read as a stream, so a large file never sits in memory; CSV rows are
-        // located by byte position in the whole buffer, which is how their line numbers stay
-        // exact around blank lines.
-        let input = match self.format {
-            RecordFormat::JsonLines => buffer::Input::Stream {
-                file: std::fs::File::open(&self.path).map_err(io_error)?,
-                path: self.path.clone(),
-            },
-            RecordFormat::Csv => {
-                buffer::Input::Bytes(tokio::fs::read(&self.path).await.map_err(io_error)?)
-            }
+        // Fingerprinted first, without holding it: an unchanged file is not parsed (nor, for
+        // CSV, read into memory) again.
+        let input = buffer::Input::Stream {
+            file: std::fs::File::open(&self.path).map_err(io_error)?,
+            path: self.path.clone(),
         };
         let counts = buffer::deliver(
             &self.name,

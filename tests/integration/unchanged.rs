@@ -133,3 +133,34 @@ fn a_value_pushed_by_hand_is_corrected_even_when_the_file_did_not_change() {
     assert!(!log.contains(UNCHANGED), "{log}");
     assert_eq!(world.value("steps", &day), Some(computed));
 }
+
+#[test]
+fn an_unchanged_csv_file_is_not_parsed_again_and_a_changed_row_is_sent() {
+    let world = World::new("");
+    let csv = |bump: i64| {
+        let today = crate::common::today_utc();
+        vec![
+            "id,start,steps".to_owned(),
+            format!("a,{today}T08:00:00Z,100"),
+            format!("b,{today}T09:00:00Z,{}", 200 + bump),
+            format!("c,{today}T10:00:00Z,300"),
+        ]
+    };
+    let path = crate::common::write_lines(&world.path("walks.csv"), &csv(0));
+    world.write_config(&config(&format!(
+        "[[source]]\nname = \"walks\"\nkind = \"file\"\npath = \"{}\"\n",
+        path.display()
+    )));
+    world.login_with(&["activity_write"]);
+    let today = crate::common::today_utc().to_string();
+    assert!(!run(&world).contains(UNCHANGED));
+    assert_eq!(world.value("steps", &today), Some(600.into()));
+    let second = run(&world);
+    assert!(second.contains(UNCHANGED), "{second}");
+    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+    crate::common::write_lines(&path, &csv(5));
+    set_mtime(&path, mtime);
+    let third = run(&world);
+    assert!(!third.contains(UNCHANGED), "{third}");
+    assert_eq!(world.value("steps", &today), Some(605.into()));
+}
