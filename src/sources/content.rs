@@ -17,11 +17,11 @@ impl ContentFingerprint {
         Self(xxh3_128(bytes))
     }
 
-    /// The fingerprint of a file's whole content from where it stands, read in large blocks;
+    /// The fingerprint of a file's whole content from where it stands, read in 64 KiB blocks;
     /// the file is rewound to its start afterwards.
     pub fn of_file(file: &mut std::fs::File) -> std::io::Result<Self> {
         let mut hasher = Xxh3::new();
-        let mut block = vec![0u8; 1 << 20];
+        let mut block = [0u8; 1 << 16];
         loop {
             match file.read(&mut block) {
                 Ok(0) => break,
