@@ -99,7 +99,7 @@ fn pull(rt: &tokio::runtime::Runtime, path: &Path, format: RecordFormat) -> (Vec
         match event {
             PullEvent::Records(r) => records.extend(r),
             PullEvent::Malformed(_) => reports += 1,
-            PullEvent::Total(_) | PullEvent::WindowDone { .. } => {}
+            PullEvent::Total(_) | PullEvent::WindowDone { .. } | PullEvent::Content { .. } => {}
         }
         Ok(())
     };

@@ -4,11 +4,12 @@
 //! channel, so a million-line file neither stalls the runtime nor sits in memory: a JSON Lines
 //! file is read as a stream, line by line.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
+use super::content::{ContentFingerprint, Fingerprinting};
 use super::record::{line_location, Malformed, Record, RecordParser, Unparsed};
 use super::{emit, Sink, SourceError};
 use crate::config::RecordFormat;
@@ -24,16 +25,19 @@ enum Parsed {
     Malformed(Malformed),
     /// Reading the input failed midway; nothing after it was parsed.
     ReadFailed(std::io::Error),
+    /// The whole input was read: its fingerprint, and whether it is the one the caller knew
+    /// (then nothing was parsed).
+    Content(ContentFingerprint, bool),
 }
 
 /// What a whole source's records are read from.
 pub(crate) enum Input {
     /// Bytes already in memory (a command's output, a CSV file).
     Bytes(Vec<u8>),
-    /// An open JSON Lines file, read as a stream.
+    /// An open file: JSON Lines is read as a stream, so a large file never sits in memory.
     Stream {
-        /// The file, buffered.
-        reader: Box<dyn BufRead + Send>,
+        /// The file, at its start.
+        file: std::fs::File,
         /// Its path, for errors.
         path: std::path::PathBuf,
     },
@@ -46,12 +50,15 @@ pub(crate) struct Counts {
     pub malformed: usize,
 }
 
-/// Parses `input` and hands records and malformed-record reports to `sink` as they come.
+/// Parses `input` and hands records and malformed-record reports to `sink` as they come, then
+/// the fingerprint of what was parsed ([`super::PullEvent::Content`]). When the input's
+/// fingerprint is `known` (the content last reduced), nothing is parsed: only that event comes.
 pub(crate) async fn deliver(
     source_name: &str,
     input: Input,
     format: RecordFormat,
     parser: RecordParser,
+    known: Option<ContentFingerprint>,
     sink: &mut Sink<'_>,
 ) -> Result<Counts, SourceError> {
     let (tx, mut rx) = mpsc::channel(4);
@@ -63,12 +70,58 @@ pub(crate) async fn deliver(
     // When the sink fails, `rx` is dropped: the next send fails and the parser stops.
     let parsing = tokio::task::spawn_blocking(move || {
         let mut out = |parsed| tx.blocking_send(parsed).is_ok();
-        match (input, format) {
-            (Input::Stream { reader, .. }, _) => parse_json_lines(reader, &parser, &name, &mut out),
-            (Input::Bytes(bytes), RecordFormat::JsonLines) => {
-                parse_json_lines(&bytes[..], &parser, &name, &mut out)
+        let parsed = match (input, format) {
+            (Input::Stream { mut file, .. }, format) => {
+                // A first pass only fingerprints (at memory speed), so that an unchanged file
+                // is never parsed; the parse fingerprints again exactly the bytes it reads.
+                match ContentFingerprint::of_file(&mut file) {
+                    Ok(fingerprint) if Some(fingerprint) == known => {
+                        out(Parsed::Content(fingerprint, true));
+                        return;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        out(Parsed::ReadFailed(e));
+                        return;
+                    }
+                }
+                match format {
+                    RecordFormat::JsonLines => {
+                        let mut reader =
+                            std::io::BufReader::with_capacity(1 << 16, Fingerprinting::new(file));
+                        parse_json_lines(&mut reader, &parser, &name, &mut out)
+                            .then(|| reader.get_ref().fingerprint())
+                    }
+                    // CSV rows are located by byte position in the whole buffer, which is how
+                    // their line numbers stay exact around blank lines.
+                    RecordFormat::Csv => {
+                        let mut bytes = Vec::new();
+                        if let Err(e) = file.read_to_end(&mut bytes) {
+                            out(Parsed::ReadFailed(e));
+                            return;
+                        }
+                        parse_csv(&bytes, &parser, &name, &mut out)
+                            .then(|| ContentFingerprint::of_bytes(&bytes))
+                    }
+                }
             }
-            (Input::Bytes(bytes), RecordFormat::Csv) => parse_csv(&bytes, &parser, &name, &mut out),
+            (Input::Bytes(bytes), format) => {
+                let fingerprint = ContentFingerprint::of_bytes(&bytes);
+                if Some(fingerprint) == known {
+                    out(Parsed::Content(fingerprint, true));
+                    return;
+                }
+                let done = match format {
+                    RecordFormat::JsonLines => {
+                        parse_json_lines(&bytes[..], &parser, &name, &mut out)
+                    }
+                    RecordFormat::Csv => parse_csv(&bytes, &parser, &name, &mut out),
+                };
+                done.then_some(fingerprint)
+            }
+        };
+        if let Some(fingerprint) = parsed {
+            out(Parsed::Content(fingerprint, false));
         }
     });
     let mut counts = Counts::default();
@@ -82,6 +135,10 @@ pub(crate) async fn deliver(
                 counts.malformed += 1;
                 super::PullEvent::Malformed(malformed)
             }
+            Parsed::Content(fingerprint, unchanged) => super::PullEvent::Content {
+                fingerprint,
+                unchanged,
+            },
             Parsed::ReadFailed(source) => {
                 return Err(SourceError::Io {
                     source_name: source_name.to_owned(),
@@ -138,12 +195,13 @@ impl Batcher<'_> {
     }
 }
 
+/// Parses JSON Lines; true when the whole input was read (the receiver stayed, no read failed).
 fn parse_json_lines(
     mut reader: impl BufRead,
     parser: &RecordParser,
     source: &str,
     out: &mut dyn FnMut(Parsed) -> bool,
-) {
+) -> bool {
     let mut batch = Batcher {
         source,
         chunk: Vec::with_capacity(CHUNK),
@@ -158,7 +216,7 @@ fn parse_json_lines(
             Err(e) => {
                 batch.flush();
                 (batch.out)(Parsed::ReadFailed(e));
-                return;
+                return false;
             }
         }
         let mut content = text.trim_ascii();
@@ -173,10 +231,10 @@ fn parse_json_lines(
             Err(e) => batch.malformed(format!("line {line}"), json_problem(&e)),
         };
         if !going {
-            return;
+            return false;
         }
     }
-    batch.flush();
+    batch.flush()
 }
 
 /// A JSON error without serde_json's "at line 1 column N" (each line is parsed alone).
@@ -189,12 +247,13 @@ fn json_problem(e: &serde_json::Error) -> String {
     format!("not valid JSON ({message} at column {})", e.column())
 }
 
+/// Parses CSV; true when the whole input was read (the receiver stayed).
 fn parse_csv(
     bytes: &[u8],
     parser: &RecordParser,
     source: &str,
     out: &mut dyn FnMut(Parsed) -> bool,
-) {
+) -> bool {
     // Flexible: field counts are checked here, so that whitespace-only lines can be skipped.
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
@@ -209,8 +268,7 @@ fn parse_csv(
     let headers = match reader.headers() {
         Ok(headers) => headers.clone(),
         Err(e) => {
-            batch.malformed("line 1".to_owned(), format!("unreadable header row: {e}"));
-            return;
+            return batch.malformed("line 1".to_owned(), format!("unreadable header row: {e}"));
         }
     };
     let mut row = csv::StringRecord::new();
@@ -243,10 +301,10 @@ fn parse_csv(
             }
         };
         if !going {
-            return;
+            return false;
         }
     }
-    batch.flush();
+    batch.flush()
 }
 
 /// The line a CSV row is on: the reader's position points at the blank lines before it.
@@ -274,13 +332,15 @@ mod tests {
                 Parsed::Records(r) => records.extend(r),
                 Parsed::Malformed(m) => malformed.push(m),
                 Parsed::ReadFailed(e) => panic!("reading from memory failed: {e}"),
+                Parsed::Content(..) => {}
             }
             true
         };
-        match format {
+        let whole = match format {
             RecordFormat::JsonLines => parse_json_lines(bytes, &parser, "s", &mut out),
             RecordFormat::Csv => parse_csv(bytes, &parser, "s", &mut out),
-        }
+        };
+        assert!(whole, "the whole input was read");
         (records, malformed)
     }
 

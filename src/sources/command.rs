@@ -8,7 +8,9 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::buffer;
 use super::record::RecordParser;
-use super::{emit, excerpt, PullEvent, PullPlan, PullSummary, Sink, Source, SourceError};
+use super::{
+    emit, excerpt, ContentFingerprint, PullEvent, PullPlan, PullSummary, Sink, Source, SourceError,
+};
 use crate::config::{CommandSourceConfig, RecordFormat, SourceConfig};
 
 /// How much of a command's standard error goes into a message.
@@ -22,6 +24,8 @@ pub struct CommandSource {
     format: RecordFormat,
     timeout: Duration,
     parser: RecordParser,
+    /// The fingerprint of the output last reduced, if the engine's values still stand for it.
+    known: Option<ContentFingerprint>,
 }
 
 /// What a finished command left behind.
@@ -45,7 +49,14 @@ impl CommandSource {
                 command.id_field.as_deref(),
                 None,
             ),
+            known: None,
         }
+    }
+
+    /// The same source, told the fingerprint of the output it gave last time: the same output
+    /// again is not parsed (see [`PullEvent::Content`]).
+    pub fn knowing_content(self, known: Option<ContentFingerprint>) -> Self {
+        Self { known, ..self }
     }
 
     /// Runs the command to its end, reading both outputs at once (a child blocked on a full
@@ -130,6 +141,7 @@ impl Source for CommandSource {
             buffer::Input::Bytes(finished.stdout),
             self.format,
             self.parser.clone(),
+            self.known,
             sink,
         )
         .await?;

@@ -6,7 +6,9 @@ use chrono::Utc;
 
 use super::buffer;
 use super::record::RecordParser;
-use super::{emit, PullEvent, PullPlan, PullSummary, Sink, Source, SourceError};
+use super::{
+    emit, ContentFingerprint, PullEvent, PullPlan, PullSummary, Sink, Source, SourceError,
+};
 use crate::config::{FileSourceConfig, RecordFormat, SourceConfig};
 
 /// A CSV (with a header row) or JSON Lines file. A file holds its whole history, so every plan
@@ -17,6 +19,8 @@ pub struct FileSource {
     path: PathBuf,
     format: RecordFormat,
     parser: RecordParser,
+    /// The fingerprint of the content last reduced, if the engine's values still stand for it.
+    known: Option<ContentFingerprint>,
 }
 
 impl FileSource {
@@ -32,7 +36,14 @@ impl FileSource {
                 file.id_field.as_deref(),
                 None,
             ),
+            known: None,
         }
+    }
+
+    /// The same source, told the fingerprint of the content it gave last time: the same
+    /// content again is not parsed (see [`PullEvent::Content`]).
+    pub fn knowing_content(self, known: Option<ContentFingerprint>) -> Self {
+        Self { known, ..self }
     }
 }
 
@@ -54,23 +65,21 @@ impl Source for FileSource {
             path: self.path.clone(),
             source,
         };
-        // JSON Lines is read as a stream, so a large file never sits in memory; CSV rows are
-        // located by byte position in the whole buffer, which is how their line numbers stay
-        // exact around blank lines.
-        let input = match self.format {
-            RecordFormat::JsonLines => buffer::Input::Stream {
-                reader: Box::new(std::io::BufReader::with_capacity(
-                    1 << 16,
-                    std::fs::File::open(&self.path).map_err(io_error)?,
-                )),
-                path: self.path.clone(),
-            },
-            RecordFormat::Csv => {
-                buffer::Input::Bytes(tokio::fs::read(&self.path).await.map_err(io_error)?)
-            }
+        // Fingerprinted first, without holding it: an unchanged file is not parsed (nor, for
+        // CSV, read into memory) again.
+        let input = buffer::Input::Stream {
+            file: std::fs::File::open(&self.path).map_err(io_error)?,
+            path: self.path.clone(),
         };
-        let counts =
-            buffer::deliver(&self.name, input, self.format, self.parser.clone(), sink).await?;
+        let counts = buffer::deliver(
+            &self.name,
+            input,
+            self.format,
+            self.parser.clone(),
+            self.known,
+            sink,
+        )
+        .await?;
         emit(&self.name, sink, PullEvent::WindowDone { cursor: started })?;
         Ok(PullSummary {
             records: counts.records,

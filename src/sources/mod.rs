@@ -17,6 +17,7 @@
 
 mod buffer;
 mod command;
+mod content;
 mod field;
 mod file;
 mod http;
@@ -37,6 +38,7 @@ use crate::config::{SourceConfig, SourceKind};
 use crate::error::{Classify, ErrorKind};
 
 pub use command::CommandSource;
+pub use content::ContentFingerprint;
 pub use field::FieldPath;
 pub use file::FileSource;
 pub use http::{format_query_time, HttpSource, Probe, PullRetry, OVERLAP};
@@ -76,6 +78,15 @@ pub enum PullEvent {
     WindowDone {
         /// The next pull's `since`.
         cursor: DateTime<Utc>,
+    },
+    /// A source read whole (a file, a command's output) read all of its input: the
+    /// fingerprint of its content. `unchanged`: it is the content the engine said it had
+    /// reduced last ([`AnySource::knowing_content`]), so no record was parsed or handed over.
+    Content {
+        /// The fingerprint of every byte of the input.
+        fingerprint: ContentFingerprint,
+        /// Whether it is the known one (nothing parsed).
+        unchanged: bool,
     },
 }
 
@@ -355,6 +366,19 @@ pub fn from_config(config: &SourceConfig, tz: Tz) -> Result<AnySource, SourceErr
         SourceKind::Inbox(_) => AnySource::Inbox(config.name.clone()),
         SourceKind::Sqlite(sqlite) => AnySource::Sqlite(SqliteSource::new(config, sqlite)),
     })
+}
+
+impl AnySource {
+    /// The source told the fingerprint of the content it gave last time, when the engine's
+    /// day values still stand for it: a file or command whose input has that fingerprint again
+    /// skips parsing (see [`PullEvent::Content`]). Other kinds have no whole content.
+    pub fn knowing_content(self, known: Option<ContentFingerprint>) -> Self {
+        match self {
+            Self::File(s) => Self::File(s.knowing_content(known)),
+            Self::Command(s) => Self::Command(s.knowing_content(known)),
+            other => other,
+        }
+    }
 }
 
 impl Source for AnySource {

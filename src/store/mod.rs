@@ -25,7 +25,7 @@ pub use budget::{Budget, HourBudget, HOURLY_LIMIT};
 pub use cursors::Cursor;
 pub use migrations::SCHEMA_VERSION;
 pub use records::{StoredRecord, StoredRow};
-pub use state::{BackfillProgress, Delivered, FailureEpisode, ProfileTimezone};
+pub use state::{BackfillProgress, Delivered, FailureEpisode, ProfileTimezone, SettledContent};
 pub use values::{OwnedAttribute, Pending, Rejected, Skipped};
 
 /// The database file's name inside the state directory.

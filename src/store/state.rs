@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::{now_text, Reader, StoreError, Writer};
+use crate::sources::ContentFingerprint;
 use exist_api::types::Day;
 
 /// The user's timezone as Exist's profile said it, and when it was last asked.
@@ -44,6 +45,11 @@ fn delivery_key(source: &str) -> String {
     format!("delivery:{source}")
 }
 
+/// The content of a source read whole whose day values were last settled, with its context.
+fn settled_content_key(source: &str) -> String {
+    format!("content:{source}")
+}
+
 /// That an attribute's values were computed once already (its first run looks at all history).
 fn computed_key(attribute_key: &str) -> String {
     format!("computed:{attribute_key}")
@@ -80,6 +86,17 @@ pub struct FailureEpisode {
     pub failures: u32,
     /// Whether the episode was alerted (so the success that ends it says so).
     pub alerted: bool,
+}
+
+/// A source read whole whose day values were settled: the fingerprint of its content, and of
+/// everything else that decided them (see `sync::fingerprint`), so that the same content in
+/// the same context need not be parsed again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SettledContent {
+    /// Everything besides the content: configuration, day basis, today, the values held.
+    pub context: u64,
+    /// The content's fingerprint.
+    pub content: ContentFingerprint,
 }
 
 /// Where a resumable backfill stands.
@@ -191,6 +208,23 @@ impl Reader<'_> {
             .transpose()
     }
 
+    /// The content of the source read whole whose day values were last settled.
+    pub fn settled_content(&self, source: &str) -> Result<Option<SettledContent>, StoreError> {
+        let key = settled_content_key(source);
+        let Some(text) = self.meta(&key)? else {
+            return Ok(None);
+        };
+        let parsed = text.split_once(':').and_then(|(context, content)| {
+            Some(SettledContent {
+                context: u64::from_str_radix(context, 16).ok()?,
+                content: ContentFingerprint::from_hex(content)?,
+            })
+        });
+        parsed
+            .map(Some)
+            .ok_or_else(|| self.corrupt(format!("bad fingerprint `{text}` in meta {key}")))
+    }
+
     /// Whether the attribute with this configuration key was computed before.
     pub fn computed_before(&self, attribute_key: &str) -> Result<bool, StoreError> {
         Ok(self.meta(&computed_key(attribute_key))?.is_some())
@@ -272,6 +306,18 @@ impl Writer<'_> {
     /// Notes how many records the source read whole had.
     pub fn set_whole_source_records(&self, source: &str, records: u64) -> Result<(), StoreError> {
         self.set_meta(&whole_records_key(source), &records.to_string())
+    }
+
+    /// Notes the content of the source read whole whose day values are now settled.
+    pub fn set_settled_content(
+        &self,
+        source: &str,
+        settled: &SettledContent,
+    ) -> Result<(), StoreError> {
+        self.set_meta(
+            &settled_content_key(source),
+            &format!("{:016x}:{}", settled.context, settled.content.to_hex()),
+        )
     }
 
     /// Notes that the attribute with this configuration key has been computed.

@@ -22,6 +22,7 @@
 pub mod attributes;
 mod compute;
 pub mod deliver;
+mod fingerprint;
 pub mod outbox;
 mod pull;
 pub mod reconcile;
@@ -186,6 +187,9 @@ pub struct SourceReport {
     pub error: Option<String>,
     /// The source asked to be left alone until then.
     pub waiting_until: Option<chrono::DateTime<Utc>>,
+    /// A source read whole whose content had not changed since its day values were settled:
+    /// it was read, not parsed, and its values stand.
+    pub unchanged: bool,
 }
 
 /// What a run did.
@@ -256,7 +260,7 @@ impl SyncRun {
     /// needs the user most sets the exit code, and all are listed.
     pub fn finish(self) -> Result<(), Error> {
         let report = &self.report;
-        for s in report.sources.iter().filter(|s| s.pulled) {
+        for s in report.sources.iter().filter(|s| s.pulled && !s.unchanged) {
             tracing::info!(source = %s.name, records = s.summary.records, malformed = s.malformed.len(), "pulled");
         }
         tracing::info!(
@@ -328,6 +332,8 @@ pub async fn sync(
         }
     };
     let mut totals = HashMap::new();
+    // Sources read whole whose content to remember as settled once the run sent its values.
+    let mut settling = Vec::new();
     for source in &config.sources {
         let wanted = options
             .only_sources
@@ -338,6 +344,18 @@ pub async fn sync(
             continue;
         }
         let forced = options.forced_sources.contains(&source.name);
+        let inputs =
+            fingerprint::Inputs::of(config, source, &resolved, &selected, basis, options.mode);
+        let known = match &inputs {
+            Some(inputs) => match inputs.known(&store.read()) {
+                Ok(known) => known,
+                Err(e) => {
+                    run.fail(None, e);
+                    return run;
+                }
+            },
+            None => None,
+        };
         let pulled = pull::pull_source(
             source,
             &config.tags,
@@ -347,12 +365,16 @@ pub async fn sync(
             basis,
             options,
             forced,
+            known,
         )
         .await;
         if let Some(e) = pulled.failure {
             run.fail(Some(&source.name), e);
         }
         if let Some(t) = pulled.totals {
+            if let (Some(inputs), Some(content)) = (inputs, t.content) {
+                settling.push((inputs, content));
+            }
             totals.insert(source.name.clone(), t);
         }
         run.report.sources.push(pulled.report);
@@ -424,6 +446,14 @@ pub async fn sync(
         Err(stopped) => {
             run.report.send = stopped.report().clone();
             run.fail(None, stopped);
+        }
+    }
+    // The values of these contents are applied, and what could be sent was: the same content
+    // in the same context next time has nothing to change (what waits in the outbox is sent
+    // regardless).
+    for (inputs, content) in &settling {
+        if let Err(e) = inputs.remember(store, *content) {
+            run.fail(None, e);
         }
     }
     run
@@ -523,7 +553,13 @@ fn settle(
     // The records each pulled source skipped, for `status`; a source computed from the store
     // only adds what its rules could not use.
     let mut skipped: HashMap<&str, Vec<&Malformed>> = HashMap::new();
-    for report in run.report.sources.iter().filter(|s| s.pulled) {
+    // An unchanged source keeps the list of its last parse.
+    for report in run
+        .report
+        .sources
+        .iter()
+        .filter(|s| s.pulled && !s.unchanged)
+    {
         skipped
             .entry(report.name.as_str())
             .or_default()

@@ -20,7 +20,8 @@ use super::{DayBasis, Mode, SourceReport, SyncOptions};
 use crate::config::{PullMode, SourceConfig, SourceKind, TagsConfig};
 use crate::error::Error;
 use crate::sources::{
-    self, Malformed, PullEvent, PullPlan, PullSummary, Record, SinkError, Source, SourceError,
+    self, ContentFingerprint, Malformed, PullEvent, PullPlan, PullSummary, Record, SinkError,
+    Source, SourceError,
 };
 use crate::store::{Cursor, Store, StoredRecord};
 use exist_api::types::Day;
@@ -41,6 +42,10 @@ pub(super) struct DayTotals {
     tags: Vec<TagDays>,
     /// Records taken in.
     pub records: u64,
+    /// The fingerprint of the content the records came from, once it was all read.
+    pub content: Option<ContentFingerprint>,
+    /// The content was the one whose values were settled already: nothing was taken in.
+    unchanged: bool,
     /// The newest day a record fell on (how fresh the source is).
     latest_day: Option<Day>,
 }
@@ -78,6 +83,8 @@ impl DayTotals {
                 .collect(),
             records: 0,
             latest_day: None,
+            content: None,
+            unchanged: false,
         }
     }
 
@@ -201,8 +208,10 @@ impl DayTotals {
 /// its old and new tables at once while growing. A million records take about 40 MB.
 #[derive(Debug, Default)]
 struct NewestById {
-    /// A 96-bit hash of each version's id (a collision is out of reach), with its slot.
-    ids: Vec<([u32; 3], u32)>,
+    /// A 96-bit hash of each version's id (a collision is out of reach) in the high bits, its
+    /// slot in the low 32: sorting these plain integers groups the versions of an id, the
+    /// newest (highest slot) last.
+    ids: Vec<u128>,
     days: Vec<Day>,
     at: Vec<NaiveDateTime>,
     /// One per rule and slot: the number, or NaN for an absent measure or one kept in `rare`.
@@ -224,7 +233,7 @@ impl NewestById {
     ) {
         let slot = self.days.len();
         self.tags.extend(tags);
-        self.ids.push((id_hash(id), slot as u32));
+        self.ids.push(id_hash(id) << 32 | slot as u128);
         self.days.push(day);
         self.at.push(at);
         for measure in measures {
@@ -247,9 +256,10 @@ impl NewestById {
     fn newest_slots(&mut self) -> Vec<usize> {
         self.ids.sort_unstable();
         let ids = &self.ids;
+        let id = |i: usize| ids[i] >> 32;
         (0..ids.len())
-            .filter(|&i| i + 1 == ids.len() || ids[i + 1].0 != ids[i].0)
-            .map(|i| ids[i].1 as usize)
+            .filter(|&i| i + 1 == ids.len() || id(i + 1) != id(i))
+            .map(|i| ids[i] as u32 as usize)
             .collect()
     }
 
@@ -262,17 +272,9 @@ impl NewestById {
     }
 }
 
-/// A 96-bit hash of an id, from two keyed SipHashes.
-fn id_hash(id: &str) -> [u32; 3] {
-    use std::hash::{Hash, Hasher};
-    let half = |salt: u8| {
-        let mut h = std::hash::DefaultHasher::new();
-        salt.hash(&mut h);
-        id.hash(&mut h);
-        h.finish()
-    };
-    let (a, b) = (half(0), half(1));
-    [a as u32, (a >> 32) as u32, b as u32]
+/// A 96-bit hash of an id: the low 96 bits of its XXH3-128.
+fn id_hash(id: &str) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(id.as_bytes()) & ((1u128 << 96) - 1)
 }
 
 /// What pulling one source gave.
@@ -285,10 +287,12 @@ pub(super) struct SourcePull {
     pub totals: Option<DayTotals>,
 }
 
-/// Pulls one source if it is due (or `forced`), keeping what it hands over as it goes.
+/// Pulls one source if it is due (or `forced`), keeping what it hands over as it goes. A source
+/// read whole whose content is `known` (its day values are settled for it) is read but not
+/// parsed: it gives no totals, and its report says it was unchanged.
 #[allow(
     clippy::too_many_arguments,
-    reason = "the stages' inputs, each used once"
+    reason = "the inputs of one pull, each used once"
 )]
 pub(super) async fn pull_source(
     source: &SourceConfig,
@@ -299,6 +303,7 @@ pub(super) async fn pull_source(
     basis: DayBasis,
     options: &SyncOptions,
     forced: bool,
+    known: Option<ContentFingerprint>,
 ) -> SourcePull {
     let mut pulled = SourcePull {
         report: SourceReport {
@@ -352,7 +357,7 @@ pub(super) async fn pull_source(
     let result = bounded(
         source,
         options,
-        pull.run(store, &mut pulled.report.malformed, totals.as_mut()),
+        pull.run(store, &mut pulled.report.malformed, totals.as_mut(), known),
     )
     .await;
     let mut cursor = store.read().cursor(&source.name).unwrap_or(before);
@@ -361,10 +366,18 @@ pub(super) async fn pull_source(
     match result {
         Ok(summary) => {
             pulled.report.summary = summary;
-            pulled.totals = totals.map(|mut t| {
-                t.finish();
-                t
-            });
+            match totals {
+                Some(t) if t.unchanged => {
+                    tracing::info!(source = %source.name, "unchanged since its day values were settled (same content fingerprint): not parsed again, nothing to recompute");
+                    pulled.report.unchanged = true;
+                }
+                totals => {
+                    pulled.totals = totals.map(|mut t| {
+                        t.finish();
+                        t
+                    });
+                }
+            }
             cursor.last_error = None;
         }
         Err(e) => {
@@ -503,8 +516,9 @@ impl<'a> Pull<'a> {
         store: &mut Store,
         malformed: &mut Vec<Malformed>,
         mut totals: Option<&mut DayTotals>,
+        known: Option<ContentFingerprint>,
     ) -> Result<PullSummary, SourceError> {
-        let puller = sources::from_config(self.source, self.basis.tz)?;
+        let puller = sources::from_config(self.source, self.basis.tz)?.knowing_content(known);
         // A full pull of a stored source sees every record that still exists: the others vanished.
         let reconcile = self.full && totals.is_none();
         let mut seen: HashSet<String> = HashSet::new();
@@ -520,8 +534,9 @@ impl<'a> Pull<'a> {
             match event {
                 PullEvent::Records(records) => {
                     if let Some(totals) = totals.as_deref_mut() {
+                        let today = basis.today();
                         for r in records {
-                            if let Some(day) = placed(&name, &r, basis, malformed) {
+                            if let Some(day) = placed(&name, &r, basis, today, malformed) {
                                 totals.add(r, day, malformed);
                             }
                         }
@@ -535,6 +550,16 @@ impl<'a> Pull<'a> {
                 }
                 PullEvent::Malformed(m) => {
                     malformed.push(m);
+                    Ok(())
+                }
+                PullEvent::Content {
+                    fingerprint,
+                    unchanged,
+                } => {
+                    if let Some(totals) = totals.as_deref_mut() {
+                        totals.content = Some(fingerprint);
+                        totals.unchanged = unchanged;
+                    }
                     Ok(())
                 }
                 PullEvent::Total(total) => {
@@ -556,7 +581,11 @@ impl<'a> Pull<'a> {
                         (a, b) => a.or(b).or(Some(done - chrono::Duration::days(31))),
                     };
                     self.bar.inc(1);
-                    let size = totals.as_deref().map(|t| (t.records, t.latest_day));
+                    // An unchanged source keeps the count and newest day of its last parse.
+                    let size = totals
+                        .as_deref()
+                        .filter(|t| !t.unchanged)
+                        .map(|t| (t.records, t.latest_day));
                     Ok(store.transaction(|tx| {
                         if let Some(from) = self.backfill_from {
                             tx.set_backfill_progress(&name, from, done)?;
@@ -591,17 +620,20 @@ impl<'a> Pull<'a> {
 
 /// The user's day a record falls on, or `None` (reported as malformed) when it cannot be a real
 /// day of the user's: outside the years Exist knows, or after tomorrow.
+/// `today` is the user's day when the records came (read once per page or chunk: it is the
+/// clock and a timezone conversion).
 fn placed(
     source: &str,
     record: &Record,
     basis: DayBasis,
+    today: Day,
     malformed: &mut Vec<Malformed>,
 ) -> Option<Day> {
     let day = basis.day_of(&record.time);
     let year = day.date().year();
     let reason = if !(1..=9999).contains(&year) {
         format!("its date falls in the year {year}, which no Exist day has")
-    } else if day > basis.today().succ() {
+    } else if day > today.succ() {
         format!("its date {day} is in the future")
     } else {
         return Some(day);
@@ -623,6 +655,7 @@ pub(super) fn to_stored(
     malformed: &mut Vec<Malformed>,
 ) -> Vec<StoredRecord> {
     let mut out = Vec::with_capacity(records.len());
+    let today = basis.today();
     for r in records {
         let Some(id) = r.id.clone() else {
             malformed.push(Malformed {
@@ -632,7 +665,7 @@ pub(super) fn to_stored(
             });
             continue;
         };
-        let Some(day) = placed(source, &r, basis, malformed) else {
+        let Some(day) = placed(source, &r, basis, today, malformed) else {
             continue;
         };
         out.push(StoredRecord {
@@ -748,7 +781,7 @@ mod tests {
 
     #[test]
     fn id_hashes_differ_for_near_ids() {
-        let hashes: std::collections::HashSet<[u32; 3]> =
+        let hashes: std::collections::HashSet<u128> =
             (0..10_000).map(|i| id_hash(&format!("r{i}"))).collect();
         assert_eq!(hashes.len(), 10_000);
     }

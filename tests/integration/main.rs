@@ -24,3 +24,4 @@ mod readme;
 mod sources;
 mod sync;
 mod transforms;
+mod unchanged;

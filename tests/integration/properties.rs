@@ -1110,7 +1110,7 @@ fn pull_all(source: &impl Source) -> (Vec<Record>, Vec<Malformed>) {
         match event {
             PullEvent::Records(r) => records.extend(r),
             PullEvent::Malformed(m) => malformed.push(m),
-            PullEvent::Total(_) | PullEvent::WindowDone { .. } => {}
+            PullEvent::Total(_) | PullEvent::WindowDone { .. } | PullEvent::Content { .. } => {}
         }
         Ok(())
     };
