@@ -29,10 +29,10 @@ pub struct CommandSource {
 }
 
 /// What a finished command left behind.
-struct Finished {
-    status: ExitStatus,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
+pub(super) struct Finished {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
 }
 
 impl CommandSource {
@@ -59,46 +59,67 @@ impl CommandSource {
         Self { known, ..self }
     }
 
-    /// Runs the command to its end, reading both outputs at once (a child blocked on a full
-    /// stderr pipe would never finish its stdout), and kills it when the timeout passes.
+    /// Runs the command to its end, within the source's timeout.
     async fn run(&self) -> Result<Finished, SourceError> {
         let program = self.argv.first().map_or("", String::as_str);
-        let spawn_error = |source| SourceError::Spawn {
-            source_name: self.name.clone(),
-            program: program.to_owned(),
-            source,
-        };
-        let mut child = tokio::process::Command::new(program)
-            .args(self.argv.iter().skip(1))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(spawn_error)?;
-        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-            unreachable!("both outputs are piped");
-        };
-        let finish = async {
-            let (stdout, stderr) = tokio::try_join!(read_all(stdout), read_all(stderr))?;
-            let status = child.wait().await?;
-            Ok::<_, std::io::Error>(Finished {
-                status,
-                stdout,
-                stderr,
-            })
-        };
-        let outcome = tokio::time::timeout(self.timeout, finish).await;
-        match outcome {
-            Ok(finished) => finished.map_err(spawn_error),
-            Err(_elapsed) => {
-                // Errors here mean the child is already gone, which is what we want.
-                let _ = child.kill().await;
-                Err(SourceError::Timeout {
+        run_program(&self.argv, self.timeout)
+            .await
+            .map_err(|e| match e {
+                RunError::Start(source) | RunError::Read(source) => SourceError::Spawn {
+                    source_name: self.name.clone(),
+                    program: program.to_owned(),
+                    source,
+                },
+                RunError::TimedOut => SourceError::Timeout {
                     source_name: self.name.clone(),
                     after: self.timeout,
-                })
-            }
+                },
+            })
+    }
+}
+
+/// Why a program run by [`run_program`] left nothing to look at.
+#[derive(Debug)]
+pub(super) enum RunError {
+    /// It could not be started.
+    Start(std::io::Error),
+    /// Its outputs could not be read, or its end awaited.
+    Read(std::io::Error),
+    /// It was still running when the timeout passed, and was killed.
+    TimedOut,
+}
+
+/// Runs `argv` (no shell) with nothing on its standard input, reading both outputs at once (a
+/// child blocked on a full stderr pipe would never finish its stdout), and kills it when
+/// `timeout` passes. Used by the `command` source and by an HTTP source's `auth.command`.
+pub(super) async fn run_program(argv: &[String], timeout: Duration) -> Result<Finished, RunError> {
+    let program = argv.first().map_or("", String::as_str);
+    let mut child = tokio::process::Command::new(program)
+        .args(argv.iter().skip(1))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(RunError::Start)?;
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        unreachable!("both outputs are piped");
+    };
+    let finish = async {
+        let (stdout, stderr) = tokio::try_join!(read_all(stdout), read_all(stderr))?;
+        let status = child.wait().await?;
+        Ok::<_, std::io::Error>(Finished {
+            status,
+            stdout,
+            stderr,
+        })
+    };
+    match tokio::time::timeout(timeout, finish).await {
+        Ok(finished) => finished.map_err(RunError::Read),
+        Err(_elapsed) => {
+            // Errors here mean the child is already gone, which is what we want.
+            let _ = child.kill().await;
+            Err(RunError::TimedOut)
         }
     }
 }

@@ -3,12 +3,12 @@
 //! [`Secret`]s, which print as `***`, and a secret sent as a query parameter is added to the
 //! request only, never to a URL that a log line or an error could show.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::RequestBuilder;
 
+use super::super::command::{run_program, RunError};
 use super::super::{excerpt, SourceError};
 use crate::config::{HttpAuth, SecretFrom};
 use exist_api::Secret;
@@ -113,29 +113,17 @@ async fn run_command(source: &str, argv: &[String]) -> Result<Secret, SourceErro
         program: program.clone(),
         problem,
     };
-    let mut child = tokio::process::Command::new(&program)
-        .args(&argv[1..])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| failed(format!("cannot be started: {e}")))?;
-    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-    let run = async {
-        // Both pipes at once: a program filling one while the other is read would block.
-        let (out, err) = tokio::join!(read_all(stdout), read_all(stderr));
-        Ok::<_, std::io::Error>((child.wait().await?, out?, err?))
-    };
-    let (status, out, err) = tokio::time::timeout(COMMAND_TIMEOUT, run)
+    let finished = run_program(argv, COMMAND_TIMEOUT)
         .await
-        .map_err(|_| {
-            failed(format!(
+        .map_err(|e| match e {
+            RunError::Start(e) => failed(format!("cannot be started: {e}")),
+            RunError::Read(e) => failed(format!("could not be read: {e}")),
+            RunError::TimedOut => failed(format!(
                 "did not finish within {}",
                 humantime::format_duration(COMMAND_TIMEOUT)
-            ))
-        })?
-        .map_err(|e| failed(format!("could not be read: {e}")))?;
+            )),
+        })?;
+    let (status, out, err) = (finished.status, finished.stdout, finished.stderr);
     if !status.success() {
         return Err(failed(format!(
             "failed ({status}); its standard error says \"{}\"",
@@ -150,14 +138,6 @@ async fn run_command(source: &str, argv: &[String]) -> Result<Secret, SourceErro
         return Err(failed("printed nothing on its standard output".into()));
     }
     Ok(Secret::new(secret))
-}
-
-async fn read_all(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> std::io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    if let Some(mut pipe) = pipe {
-        tokio::io::AsyncReadExt::read_to_end(&mut pipe, &mut bytes).await?;
-    }
-    Ok(bytes)
 }
 
 #[cfg(test)]
