@@ -192,24 +192,24 @@ pub async fn checks(config: &Config) -> (Vec<Check>, u32) {
 /// Every secret the configuration names from the environment must be there: the first refresh
 /// of the Exist token, the first notification, the first pull would fail without it.
 fn check_secrets(config: &Config) -> Vec<Check> {
-    let mut needed: Vec<(String, &str)> = Vec::new();
+    let mut needed: Vec<(String, String)> = Vec::new();
     if let SecretSource::Env(var) = &config.exist.client_secret {
-        needed.push((var.clone(), "exist.client_secret_env"));
+        needed.push((var.clone(), "exist.client_secret_env".into()));
     }
     if let Some(SecretSource::Env(var)) = &config.agent.notify_secret {
-        needed.push((var.clone(), "agent.notify_secret_env"));
+        needed.push((var.clone(), "agent.notify_secret_env".into()));
     }
     for source in &config.sources {
         if let SourceKind::Http(http) = &source.kind {
             for (var, key) in http.auth.env_vars() {
-                needed.push((var.to_owned(), key));
+                needed.push((var.to_owned(), format!("source {}: {key}", source.name)));
             }
         }
     }
     let missing: Vec<String> = needed
         .iter()
         .filter(|(var, _)| std::env::var(var).map_or(true, |v| v.is_empty()))
-        .map(|(var, key)| format!("{var} (a source's {key})"))
+        .map(|(var, key)| format!("{var} ({key})"))
         .collect();
     if missing.is_empty() {
         let names: Vec<&str> = needed.iter().map(|(v, _)| v.as_str()).collect();

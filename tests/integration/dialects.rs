@@ -657,7 +657,7 @@ fn doctor_names_what_each_source_style_lacks() {
     for (name, detail) in [
         ("source pointer", "the answer has nothing at `/data` (keys there: results)"),
         ("source secret", "the auth command `sh` failed (exit status: 1); its standard error says \"locked\""),
-        ("secrets", "not set in the environment: EXIST_AGENT_TEST_UNSET_P (a source's auth.basic_password_env)"),
+        ("secrets", "not set in the environment: EXIST_AGENT_TEST_UNSET_P (source basic: auth.basic_password_env)"),
         ("source basic", "the environment variable EXIST_AGENT_TEST_UNSET_P is not set"),
         ("source rows", "the query gives the columns steps, none of them `day` (date_field)"),
     ] {
