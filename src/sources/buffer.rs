@@ -1,16 +1,15 @@
 //! Records out of a whole JSON Lines or CSV input (a file, a command's output).
 //!
 //! Parsing runs on a blocking thread and hands chunks to the async side through a small bounded
-//! channel, so a million-line file neither stalls the runtime nor sits in memory: a JSON Lines
-//! file is read as a stream, line by line.
+//! channel, so a million-line file neither stalls the runtime nor sits in memory: a file is read
+//! as a stream, and only the fields the configuration reads are built.
 
 use std::io::{BufRead, Read};
 
-use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
 use super::content::{ContentFingerprint, Fingerprinting};
-use super::record::{line_location, Malformed, Record, RecordParser, Unparsed};
+use super::record::{Malformed, Origin, Record, RecordParser, Unparsed};
 use super::{emit, Sink, SourceError};
 use crate::config::RecordFormat;
 
@@ -32,9 +31,9 @@ enum Parsed {
 
 /// What a whole source's records are read from.
 pub(crate) enum Input {
-    /// Bytes already in memory (a command's output, a CSV file).
+    /// Bytes already in memory (a command's output).
     Bytes(Vec<u8>),
-    /// An open file: JSON Lines is read as a stream, so a large file never sits in memory.
+    /// An open file, read as a stream, so a large file never sits in memory.
     Stream {
         /// The file, at its start.
         file: std::fs::File,
@@ -85,25 +84,17 @@ pub(crate) async fn deliver(
                         return;
                     }
                 }
-                match format {
-                    RecordFormat::JsonLines => {
-                        let mut reader =
-                            std::io::BufReader::with_capacity(1 << 16, Fingerprinting::new(file));
-                        parse_json_lines(&mut reader, &parser, &name, &mut out)
-                            .then(|| reader.get_ref().fingerprint())
-                    }
-                    // CSV rows are located by byte position in the whole buffer, which is how
-                    // their line numbers stay exact around blank lines.
-                    RecordFormat::Csv => {
-                        let mut bytes = Vec::new();
-                        if let Err(e) = file.read_to_end(&mut bytes) {
-                            out(Parsed::ReadFailed(e));
-                            return;
-                        }
-                        parse_csv(&bytes, &parser, &name, &mut out)
-                            .then(|| ContentFingerprint::of_bytes(&bytes))
-                    }
-                }
+                let mut reader = Fingerprinting::new(file);
+                let whole = match format {
+                    RecordFormat::JsonLines => parse_json_lines(
+                        std::io::BufReader::with_capacity(1 << 16, &mut reader),
+                        &parser,
+                        &name,
+                        &mut out,
+                    ),
+                    RecordFormat::Csv => parse_csv(&mut reader, &parser, &name, &mut out),
+                };
+                whole.then(|| reader.fingerprint())
             }
             (Input::Bytes(bytes), format) => {
                 let fingerprint = ContentFingerprint::of_bytes(&bytes);
@@ -115,7 +106,7 @@ pub(crate) async fn deliver(
                     RecordFormat::JsonLines => {
                         parse_json_lines(&bytes[..], &parser, &name, &mut out)
                     }
-                    RecordFormat::Csv => parse_csv(&bytes, &parser, &name, &mut out),
+                    RecordFormat::Csv => parse_csv(&bytes[..], &parser, &name, &mut out),
                 };
                 done.then_some(fingerprint)
             }
@@ -213,11 +204,7 @@ fn parse_json_lines(
         match reader.read_until(b'\n', &mut text) {
             Ok(0) => break,
             Ok(_) => {}
-            Err(e) => {
-                batch.flush();
-                (batch.out)(Parsed::ReadFailed(e));
-                return false;
-            }
+            Err(e) => return read_failed(&mut batch, e),
         }
         let mut content = text.trim_ascii();
         if line == 1 {
@@ -226,30 +213,17 @@ fn parse_json_lines(
         if content.is_empty() {
             continue;
         }
-        let going = match serde_json::from_slice::<Map<String, Value>>(content) {
-            Ok(fields) => batch.push(parser.parse(fields, |id| line_location(line, id))),
-            Err(e) => batch.malformed(format!("line {line}"), json_problem(&e)),
-        };
-        if !going {
+        if !batch.push(parser.parse_json(content, Origin::Line(line))) {
             return false;
         }
     }
     batch.flush()
 }
 
-/// A JSON error without serde_json's "at line 1 column N" (each line is parsed alone).
-fn json_problem(e: &serde_json::Error) -> String {
-    if e.classify() == serde_json::error::Category::Data {
-        return "not a JSON object".to_owned();
-    }
-    let message = e.to_string();
-    let message = message.split(" at line ").next().unwrap_or(&message);
-    format!("not valid JSON ({message} at column {})", e.column())
-}
-
-/// Parses CSV; true when the whole input was read (the receiver stayed).
+/// Parses CSV as a stream; true when the whole input was read (the receiver stayed, no read
+/// failed). Only the columns the configuration reads are built.
 fn parse_csv(
-    bytes: &[u8],
+    input: impl Read,
     parser: &RecordParser,
     source: &str,
     out: &mut dyn FnMut(Parsed) -> bool,
@@ -259,7 +233,7 @@ fn parse_csv(
         .has_headers(true)
         .flexible(true)
         .trim(csv::Trim::All)
-        .from_reader(bytes);
+        .from_reader(Retaining::new(input));
     let mut batch = Batcher {
         source,
         chunk: Vec::with_capacity(CHUNK),
@@ -268,20 +242,26 @@ fn parse_csv(
     let headers = match reader.headers() {
         Ok(headers) => headers.clone(),
         Err(e) => {
-            return batch.malformed("line 1".to_owned(), format!("unreadable header row: {e}"));
+            return match e.kind() {
+                csv::ErrorKind::Io(io) => read_failed(&mut batch, copied(io)),
+                _ => batch.malformed("line 1".to_owned(), format!("unreadable header row: {e}")),
+            };
         }
     };
+    let columns = parser.csv_columns(&headers);
     let mut row = csv::StringRecord::new();
     loop {
         let going = match reader.read_record(&mut row) {
             Ok(false) => break,
             Ok(true) if row.iter().all(str::is_empty) => continue,
             Ok(true) => {
-                let line = row.position().map_or(0, |p| line_of(bytes, p));
+                let line = row.position().map_or(0, |p| reader.get_ref().line_of(p));
+                if let Some(p) = row.position() {
+                    reader.get_mut().forget_before(p.byte());
+                }
                 if row.len() == headers.len() {
-                    batch.push(parser.parse(parser.csv_fields(&headers, &row), |id| {
-                        line_location(line, id)
-                    }))
+                    let fields = parser.csv_fields(&columns, &row);
+                    batch.push(parser.parse(fields, None, Origin::Line(line)))
                 } else {
                     let reason = format!(
                         "{} fields where the header row has {}",
@@ -292,8 +272,9 @@ fn parse_csv(
                 }
             }
             Err(e) => {
-                let line = e.position().map_or(0, |p| line_of(bytes, p));
+                let line = e.position().map_or(0, |p| reader.get_ref().line_of(p));
                 let reason = match e.kind() {
+                    csv::ErrorKind::Io(io) => return read_failed(&mut batch, copied(io)),
                     csv::ErrorKind::Utf8 { .. } => "not valid UTF-8".to_owned(),
                     _ => e.to_string(),
                 };
@@ -306,18 +287,73 @@ fn parse_csv(
     }
     batch.flush()
 }
+/// Reports a read that failed midway; always false (the input was not read whole).
+fn read_failed(batch: &mut Batcher<'_>, e: std::io::Error) -> bool {
+    batch.flush();
+    (batch.out)(Parsed::ReadFailed(e));
+    false
+}
 
-/// The line a CSV row is on: the reader's position points at the blank lines before it.
-fn line_of(bytes: &[u8], position: &csv::Position) -> u64 {
-    let from = usize::try_from(position.byte()).unwrap_or(usize::MAX);
-    let blank = bytes
-        .get(from..)
-        .unwrap_or_default()
-        .iter()
-        .take_while(|&&b| b == b'\r' || b == b'\n')
-        .filter(|&&b| b == b'\n')
-        .count();
-    position.line() + blank as u64
+/// A read error the CSV reader holds, as an error of its own.
+fn copied(e: &std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), e.to_string())
+}
+
+/// A reader that keeps the bytes read since the row being parsed began, so that the row's line
+/// can be told exactly: the CSV reader's position points at the blank lines before a row.
+struct Retaining<R> {
+    inner: R,
+    /// The bytes from offset `start` of the input on.
+    kept: Vec<u8>,
+    start: u64,
+}
+
+/// Bytes of rows already told are dropped in blocks of at least this, not row by row.
+const RETAIN_BLOCK: usize = 1 << 16;
+
+impl<R: Read> Retaining<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            kept: Vec::new(),
+            start: 0,
+        }
+    }
+
+    /// The line the row at `position` is on.
+    fn line_of(&self, position: &csv::Position) -> u64 {
+        let from = position
+            .byte()
+            .checked_sub(self.start)
+            .and_then(|at| usize::try_from(at).ok())
+            .unwrap_or(usize::MAX);
+        let blank = self
+            .kept
+            .get(from..)
+            .unwrap_or_default()
+            .iter()
+            .take_while(|&&b| b == b'\r' || b == b'\n')
+            .filter(|&&b| b == b'\n')
+            .count();
+        position.line() + blank as u64
+    }
+
+    /// Forgets the bytes before offset `byte` (a row already told).
+    fn forget_before(&mut self, byte: u64) {
+        let done = usize::try_from(byte.saturating_sub(self.start)).unwrap_or(usize::MAX);
+        if done >= RETAIN_BLOCK && done <= self.kept.len() {
+            self.kept.drain(..done);
+            self.start = byte;
+        }
+    }
+}
+
+impl<R: Read> Read for Retaining<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.kept.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
 }
 
 #[cfg(test)]

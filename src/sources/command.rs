@@ -36,6 +36,14 @@ pub(super) struct Finished {
 }
 
 impl CommandSource {
+    /// The same source, its records keeping only the fields `reads` names (beyond its own).
+    pub fn reading(self, reads: &super::Projection) -> Self {
+        Self {
+            parser: self.parser.reading(reads),
+            ..self
+        }
+    }
+
     /// The source a `kind = "command"` `[[source]]` describes.
     pub fn new(source: &SourceConfig, command: &CommandSourceConfig) -> Self {
         Self {

@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use super::fields::{Fields, Key};
 
 /// A field of a record: `steps`, or a path such as `contributors.steps` or `measures.0.value`
 /// (a number indexes an array). A key that exists as written wins over the path, so a flat
@@ -11,14 +13,22 @@ use serde_json::{Map, Value};
 pub struct FieldPath {
     text: String,
     segments: Vec<String>,
+    /// The interned name of `text` and of the first segment.
+    key: Key,
+    first: Key,
 }
 
 impl FieldPath {
     /// The path written as `text`.
     pub fn new(text: impl Into<String>) -> Self {
         let text = text.into();
-        let segments = text.split('.').map(str::to_owned).collect();
-        Self { text, segments }
+        let segments: Vec<String> = text.split('.').map(str::to_owned).collect();
+        Self {
+            key: Key::of(&text),
+            first: Key::of(&segments[0]),
+            text,
+            segments,
+        }
     }
 
     /// The path as written.
@@ -31,17 +41,23 @@ impl FieldPath {
         self.segments.len() > 1
     }
 
+    /// The top-level fields a record must keep for this path to be read: the name as written
+    /// and, for a path, its first segment.
+    pub fn top_names(&self) -> impl Iterator<Item = &str> {
+        let first = self.is_nested().then(|| self.segments[0].as_str());
+        std::iter::once(self.text.as_str()).chain(first)
+    }
+
     /// The value at this path in `fields`, if there is one.
-    pub fn get<'a>(&self, fields: &'a Map<String, Value>) -> Option<&'a Value> {
-        if let Some(value) = fields.get(&self.text) {
+    pub fn get<'a>(&self, fields: &'a Fields) -> Option<&'a Value> {
+        if let Some(value) = fields.get_key(self.key) {
             return Some(value);
         }
         if !self.is_nested() {
             return None;
         }
-        let (first, rest) = self.segments.split_first()?;
-        let mut value = fields.get(first)?;
-        for segment in rest {
+        let mut value = fields.get_key(self.first)?;
+        for segment in &self.segments[1..] {
             value = match value {
                 Value::Object(map) => map.get(segment)?,
                 Value::Array(items) => items.get(segment.parse::<usize>().ok()?)?,
@@ -75,8 +91,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn fields(v: Value) -> Map<String, Value> {
-        v.as_object().unwrap().clone()
+    fn fields(v: Value) -> Fields {
+        v.as_object().unwrap().clone().into()
     }
 
     #[test]

@@ -24,6 +24,14 @@ pub struct FileSource {
 }
 
 impl FileSource {
+    /// The same source, its records keeping only the fields `reads` names (beyond its own).
+    pub fn reading(self, reads: &super::Projection) -> Self {
+        Self {
+            parser: self.parser.reading(reads),
+            ..self
+        }
+    }
+
     /// The source a `kind = "file"` `[[source]]` describes.
     pub fn new(source: &SourceConfig, file: &FileSourceConfig) -> Self {
         Self {

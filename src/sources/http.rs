@@ -23,7 +23,8 @@ use reqwest::StatusCode;
 use serde_json::{Map, Value};
 use url::Url;
 
-use super::record::{Malformed, RecordParser, Unparsed};
+use super::record::{Malformed, Origin, RecordParser, Unparsed};
+use super::Fields;
 use super::{emit, excerpt, PullEvent, PullPlan, PullSummary, Sink, Source, SourceError};
 use crate::config::{HttpSourceConfig, JsonPointer, SourceConfig};
 use crate::error::error_chain;
@@ -112,6 +113,14 @@ struct Found {
 }
 
 impl HttpSource {
+    /// The same source, its records keeping only the fields `reads` names (beyond its own).
+    pub fn reading(self, reads: &super::Projection) -> Self {
+        Self {
+            parser: self.parser.reading(reads),
+            ..self
+        }
+    }
+
     /// The source a `kind = "http"` `[[source]]` describes, with the default [`PullRetry`],
     /// for a user in UTC until [`HttpSource::in_timezone`] says otherwise.
     pub fn new(source: &SourceConfig, http: &HttpSourceConfig) -> Result<Self, SourceError> {
@@ -132,7 +141,8 @@ impl HttpSource {
                 source.tz_offset_field.as_deref(),
                 Some(&http.id_field),
                 Some(&http.updated_field),
-            ),
+            )
+            .keeping_raw(),
             client,
             retry: PullRetry::default(),
             tz: chrono_tz::UTC,
@@ -301,14 +311,19 @@ impl HttpSource {
         let mut records = Vec::with_capacity(items.len());
         let mut malformed = Vec::new();
         for (index, item) in items.into_iter().enumerate() {
-            let at = |id: Option<&str>| match id {
-                Some(id) => format!("id {id}"),
-                None => format!("page {page_number}, item {}", index + 1),
+            let origin = Origin::PageItem {
+                page: page_number,
+                item: index + 1,
             };
             let result = match item {
-                Value::Object(fields) => self.parser.parse(fields, at),
+                Value::Object(object) => {
+                    // Written as the store has always kept records: compact, keys in order.
+                    let raw = serde_json::to_string(&object).ok();
+                    let fields = Fields::project(object, self.parser.projection());
+                    self.parser.parse(fields, raw, origin)
+                }
                 other => Err(Unparsed {
-                    location: at(None),
+                    location: origin.describe(None),
                     reason: format!("{} is not a JSON object", excerpt(&other.to_string(), 40)),
                 }),
             };

@@ -7,8 +7,8 @@
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::record::{RecordParser, Unparsed};
-use super::{Malformed, Record};
+use super::record::{Origin, RecordParser, Unparsed};
+use super::{Fields, Malformed, Projection, Record};
 use crate::config::{InboxFormat, InboxSourceConfig, SourceConfig};
 
 /// A delivery's records, and those it holds that were skipped.
@@ -37,18 +37,19 @@ pub fn read_delivery(
         source.tz_offset_field.as_deref(),
         Some(inbox.id_field.as_deref().unwrap_or("id")),
         inbox.updated_field.as_deref(),
-    );
+    )
+    // Stored whole: a record keeps its text, and of its fields only what the parser reads.
+    .reading(&Projection::default())
+    .keeping_raw();
     let mut delivery = Delivery::default();
     for (index, fields) in objects.into_iter().enumerate() {
         let derived = match inbox.id_field {
             Some(_) => None,
             None => Some(derived_id(inbox.format, &fields)),
         };
-        let location = |id: Option<&str>| match id {
-            Some(id) => format!("item {} (id {id})", index + 1),
-            None => format!("item {}", index + 1),
-        };
-        match parser.parse(fields, location) {
+        let raw = serde_json::to_string(&fields).ok();
+        let fields = Fields::project(fields, parser.projection());
+        match parser.parse(fields, raw, Origin::Item(index + 1)) {
             Ok(mut record) => {
                 if record.id.is_none() {
                     record.id = derived;
@@ -57,7 +58,7 @@ pub fn read_delivery(
                     Some(_) => delivery.records.push(record),
                     None => delivery.malformed.push(Malformed {
                         source: source.name.clone(),
-                        location: record.location,
+                        location: record.location(),
                         reason: format!(
                             "it has no `{}` field, so a later change could not replace it",
                             inbox.id_field.as_deref().unwrap_or("id")
@@ -278,9 +279,10 @@ mod tests {
         let d = read(InboxFormat::HealthAutoExport, None, body).unwrap();
         assert_eq!(d.records.len(), 3);
         let first = &d.records[0];
-        assert_eq!(first.fields["metric"], "step_count");
-        assert_eq!(first.fields["units"], "count");
-        assert_eq!(first.fields["qty"], 1200);
+        let stored: Value = serde_json::from_str(first.raw.as_deref().unwrap()).unwrap();
+        assert_eq!(stored["metric"], "step_count");
+        assert_eq!(stored["units"], "count");
+        assert_eq!(stored["qty"], 1200);
         assert_eq!(
             first.id.as_deref(),
             Some("step_count|2026-11-18 07:30:00 +0100|iPhone")

@@ -19,6 +19,7 @@ mod buffer;
 mod command;
 mod content;
 mod field;
+mod fields;
 mod file;
 mod http;
 pub mod inbox;
@@ -40,9 +41,10 @@ use crate::error::{Classify, ErrorKind};
 pub use command::CommandSource;
 pub use content::ContentFingerprint;
 pub use field::FieldPath;
+pub use fields::{Fields, Key, Projection};
 pub use file::FileSource;
 pub use http::{format_query_time, HttpSource, Probe, PullRetry, OVERLAP};
-pub use record::{Malformed, Record, RecordTime, TIME_ZONE_FIELD};
+pub use record::{Malformed, Origin, Record, RecordTime, TIME_ZONE_FIELD};
 pub use sqlite::SqliteSource;
 
 /// What the engine asks of a pull.
@@ -324,7 +326,7 @@ impl SourceError {
     }
 }
 
-/// A place records are pulled from.
+/// A origin records are pulled from.
 pub trait Source {
     /// The source's configured name.
     fn name(&self) -> &str;
@@ -377,6 +379,20 @@ impl AnySource {
             Self::File(s) => Self::File(s.knowing_content(known)),
             Self::Command(s) => Self::Command(s.knowing_content(known)),
             other => other,
+        }
+    }
+}
+
+impl AnySource {
+    /// The source told which fields the configuration reads (beyond the source's own date, id
+    /// and offset fields): its records keep only those. By default they keep every field.
+    pub fn reading(self, reads: &Projection) -> Self {
+        match self {
+            Self::Http(s) => Self::Http(Box::new((*s).reading(reads))),
+            Self::File(s) => Self::File(s.reading(reads)),
+            Self::Command(s) => Self::Command(s.reading(reads)),
+            Self::Sqlite(s) => Self::Sqlite(s.reading(reads)),
+            Self::Inbox(name) => Self::Inbox(name),
         }
     }
 }

@@ -5,8 +5,9 @@ use std::fmt;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
-use serde_json::{Map, Number, Value};
+use serde_json::{Number, Value};
 
+use super::fields::{Fields, Key, Projection};
 use super::FieldPath;
 use exist_api::types::Day;
 
@@ -22,12 +23,60 @@ pub struct Record {
     pub time: RecordTime,
     /// When the source last changed it; the newest wins among records with the same id.
     pub updated_at: Option<DateTime<Utc>>,
-    /// All of the record's fields, as the source gave them (CSV cells that look like numbers
-    /// are numbers; empty CSV cells are absent).
-    pub fields: Map<String, Value>,
+    /// The fields the configuration reads (all of them, for a source looked at whole), as the
+    /// source gave them (CSV cells that look like numbers are numbers; empty cells are absent).
+    pub fields: Fields,
+    /// The record as the source wrote it, for a source whose records are stored (HTTP, an
+    /// inbox): the store keeps every field, whatever the configuration reads today.
+    pub raw: Option<String>,
+    /// Where it is.
+    pub origin: Origin,
+}
+
+impl Record {
     /// Where it is, to name it when one of its fields cannot be used: `line 17 (id abc)`,
     /// `id abc`, `page 2, item 5`.
-    pub location: String,
+    pub fn location(&self) -> String {
+        self.origin.describe(self.id.as_deref())
+    }
+}
+
+/// Where a record is in what its source gave, kept as numbers: it is only put into words for
+/// a record that has to be named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A line of a file or of a command's output.
+    Line(u64),
+    /// A row of a query's result.
+    Row(u64),
+    /// An item of a delivery to an inbox.
+    Item(usize),
+    /// An item of an HTTP page: named by its id when it has one.
+    PageItem {
+        /// The page, from 1.
+        page: usize,
+        /// The item, from 1.
+        item: usize,
+    },
+}
+
+impl Origin {
+    /// The origin in words, with the record's id.
+    pub fn describe(self, id: Option<&str>) -> String {
+        let at = match self {
+            Self::PageItem { page, item } => match id {
+                Some(id) => return format!("id {id}"),
+                None => return format!("page {page}, item {item}"),
+            },
+            Self::Line(n) => format!("line {n}"),
+            Self::Row(n) => format!("row {n}"),
+            Self::Item(n) => format!("item {n}"),
+        };
+        match id {
+            Some(id) => format!("{at} (id {id})"),
+            None => at,
+        }
+    }
 }
 
 /// When a record happened, as precisely as the source said.
@@ -80,14 +129,6 @@ impl fmt::Display for Malformed {
     }
 }
 
-/// Where a record of a file or a command's output is: its line, and its id when it has one.
-pub(crate) fn line_location(line: u64, id: Option<&str>) -> String {
-    match id {
-        Some(id) => format!("line {line} (id {id})"),
-        None => format!("line {line}"),
-    }
-}
-
 /// Why a raw record could not become a [`Record`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Unparsed {
@@ -104,6 +145,11 @@ pub(crate) struct RecordParser {
     tz_offset_field: Option<FieldPath>,
     id_field: Option<FieldPath>,
     updated_field: Option<FieldPath>,
+    time_zone_field: FieldPath,
+    /// The fields records keep: the ones above and those the configuration reads.
+    projection: Projection,
+    /// Whether records keep their raw text, to be stored.
+    keep_raw: bool,
 }
 
 impl RecordParser {
@@ -120,14 +166,72 @@ impl RecordParser {
             tz_offset_field: tz_offset_field.map(FieldPath::new),
             id_field: id_field.map(FieldPath::new),
             updated_field: updated_field.map(FieldPath::new),
+            time_zone_field: FieldPath::new(TIME_ZONE_FIELD),
+            projection: Projection::everything(),
+            keep_raw: false,
         }
     }
 
-    /// Parses one raw object, found where `location` says (given the record's id, if any).
+    /// The fields the parser itself reads.
+    fn own_projection(&self) -> Projection {
+        Projection::of(
+            [Some(&self.date_field), Some(&self.time_zone_field)]
+                .into_iter()
+                .chain(
+                    [&self.tz_offset_field, &self.id_field, &self.updated_field]
+                        .map(Option::as_ref),
+                )
+                .flatten(),
+        )
+    }
+
+    /// The same parser, its records keeping only the fields it reads itself and those of
+    /// `reads` (by default they keep every field).
+    pub fn reading(mut self, reads: &Projection) -> Self {
+        self.projection = self.own_projection().union(reads);
+        self
+    }
+
+    /// The same parser, its records keeping their raw text ([`Record::raw`]).
+    pub fn keeping_raw(self) -> Self {
+        Self {
+            keep_raw: true,
+            ..self
+        }
+    }
+
+    /// The fields records keep.
+    pub fn projection(&self) -> &Projection {
+        &self.projection
+    }
+
+    /// The key a field named `name` (a CSV column, a query's column) is kept under, if it is.
+    pub fn key_of(&self, name: &str) -> Option<Key> {
+        self.projection.key_of(name)
+    }
+
+    /// Parses one JSON object, at `origin`: its kept fields, and its text when records keep it.
+    pub fn parse_json(&self, json: &[u8], origin: Origin) -> Result<Record, Unparsed> {
+        match Fields::parse(json, &self.projection) {
+            Ok(fields) => {
+                let raw = self
+                    .keep_raw
+                    .then(|| String::from_utf8_lossy(json).into_owned());
+                self.parse(fields, raw, origin)
+            }
+            Err(e) => Err(Unparsed {
+                location: origin.describe(None),
+                reason: json_problem(&e),
+            }),
+        }
+    }
+
+    /// Parses one record's fields, found at `origin`.
     pub fn parse(
         &self,
-        fields: Map<String, Value>,
-        location: impl FnOnce(Option<&str>) -> String,
+        fields: Fields,
+        raw: Option<String>,
+        origin: Origin,
     ) -> Result<Record, Unparsed> {
         let id = self
             .id_field
@@ -139,42 +243,54 @@ impl RecordParser {
             .and_then(|time| Ok((time, self.updated_at(&fields)?)));
         match parsed {
             Ok((time, updated_at)) => Ok(Record {
-                location: location(id.as_deref()),
                 id,
                 time,
                 updated_at,
                 fields,
+                raw,
+                origin,
             }),
             Err(reason) => Err(Unparsed {
-                location: location(id.as_deref()),
+                location: origin.describe(id.as_deref()),
                 reason,
             }),
         }
     }
 
-    /// One CSV row as a JSON object: cells that look like numbers become numbers (except the
-    /// id, whose leading zeros matter), empty cells are left out.
-    pub fn csv_fields(
-        &self,
-        headers: &csv::StringRecord,
-        row: &csv::StringRecord,
-    ) -> Map<String, Value> {
-        let mut fields = Map::new();
-        for (name, cell) in headers.iter().zip(row.iter()) {
+    /// What CSV columns named `headers` are kept as: the key of each kept column, and whether
+    /// it is the id (whose leading zeros matter, so it stays text).
+    pub fn csv_columns(&self, headers: &csv::StringRecord) -> Vec<Option<(Key, bool)>> {
+        headers
+            .iter()
+            .map(|name| {
+                let is_id = self.id_field.as_ref().is_some_and(|f| f.as_str() == name);
+                self.key_of(name).map(|key| (key, is_id))
+            })
+            .collect()
+    }
+
+    /// One CSV row's kept cells, by `columns` ([`Self::csv_columns`]): cells that look like
+    /// numbers become numbers (except the id), empty cells are left out.
+    pub fn csv_fields(&self, columns: &[Option<(Key, bool)>], row: &csv::StringRecord) -> Fields {
+        let mut fields = Fields::default();
+        for (column, cell) in columns.iter().zip(row.iter()) {
+            let Some((key, is_id)) = *column else {
+                continue;
+            };
             if cell.is_empty() {
                 continue;
             }
-            let value = if self.id_field.as_ref().is_some_and(|f| f.as_str() == name) {
+            let value = if is_id {
                 Value::String(cell.to_owned())
             } else {
                 cell_value(cell)
             };
-            fields.insert(name.to_owned(), value);
+            fields.insert(key, value);
         }
         fields
     }
 
-    fn time(&self, fields: &Map<String, Value>) -> Result<RecordTime, String> {
+    fn time(&self, fields: &Fields) -> Result<RecordTime, String> {
         let field = &self.date_field;
         let stamp = match field.get(fields) {
             None | Some(Value::Null) => return Err(format!("it has no `{field}` field")),
@@ -194,11 +310,7 @@ impl RecordParser {
     }
 
     /// Gives a wall-clock time the record's own offset or zone, when it has one.
-    fn place_local(
-        &self,
-        wall: NaiveDateTime,
-        fields: &Map<String, Value>,
-    ) -> Result<RecordTime, String> {
+    fn place_local(&self, wall: NaiveDateTime, fields: &Fields) -> Result<RecordTime, String> {
         let offset_value = self
             .tz_offset_field
             .as_ref()
@@ -215,7 +327,7 @@ impl RecordParser {
                 })?;
             return Ok(RecordTime::Instant(at_offset(wall, offset)));
         }
-        if let Some(value) = fields.get(TIME_ZONE_FIELD).filter(|v| !v.is_null()) {
+        if let Some(value) = present(fields, &self.time_zone_field) {
             let tz: Tz = value
                 .as_str()
                 .and_then(|s| s.trim().parse().ok())
@@ -230,7 +342,7 @@ impl RecordParser {
         Ok(RecordTime::Local(wall))
     }
 
-    fn updated_at(&self, fields: &Map<String, Value>) -> Result<Option<DateTime<Utc>>, String> {
+    fn updated_at(&self, fields: &Fields) -> Result<Option<DateTime<Utc>>, String> {
         let Some((field, value)) = self
             .updated_field
             .as_ref()
@@ -255,7 +367,7 @@ impl RecordParser {
 }
 
 /// A field's value unless it is absent or null.
-fn present<'a>(fields: &'a Map<String, Value>, field: &FieldPath) -> Option<&'a Value> {
+fn present<'a>(fields: &'a Fields, field: &FieldPath) -> Option<&'a Value> {
     field.get(fields).filter(|v| !v.is_null())
 }
 
@@ -266,6 +378,16 @@ fn id_text(value: &Value) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
+}
+
+/// A JSON error without serde_json's "at line 1 column N" (each record is parsed alone).
+pub(crate) fn json_problem(e: &serde_json::Error) -> String {
+    if e.classify() == serde_json::error::Category::Data {
+        return "not a JSON object".to_owned();
+    }
+    let message = e.to_string();
+    let message = message.split(" at line ").next().unwrap_or(&message);
+    format!("not valid JSON ({message} at column {})", e.column())
 }
 
 /// A value, short, for a message.
@@ -439,10 +561,7 @@ mod tests {
         let Value::Object(map) = value else {
             panic!("an object")
         };
-        parser().parse(map, |id| match id {
-            Some(id) => format!("here (id {id})"),
-            None => "here".into(),
-        })
+        parser().parse(map.into(), None, Origin::Line(7))
     }
 
     fn time_of(value: Value) -> RecordTime {
@@ -562,7 +681,7 @@ mod tests {
         ];
         for (value, why) in cases {
             let rejected = parse(value.clone()).unwrap_err();
-            assert_eq!(rejected.location, "here (id a1)", "{value}");
+            assert_eq!(rejected.location, "line 7 (id a1)", "{value}");
             assert!(
                 rejected.reason.contains(why),
                 "{value}: {}",
@@ -800,9 +919,9 @@ mod tests {
             "NaN",
             "",
         ]);
-        let fields = parser.csv_fields(&headers, &row);
+        let fields = parser.csv_fields(&parser.csv_columns(&headers), &row);
         assert_eq!(
-            Value::Object(fields),
+            Value::Object(fields.to_map()),
             json!({ "id": "007", "date": "2026-11-20", "n": -3, "x": 2.5, "e": 1000.0, "t": "abc", "nan": "NaN" })
         );
     }

@@ -18,11 +18,12 @@ use std::time::Duration;
 use chrono::Utc;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
-use serde_json::{Map, Number, Value};
+use serde_json::{Number, Value};
 use tokio::sync::mpsc;
 
-use super::record::{Malformed, Record, RecordParser, Unparsed};
+use super::record::{Malformed, Origin, Record, RecordParser, Unparsed};
 use super::{emit, PullEvent, PullPlan, PullSummary, Sink, Source, SourceError};
+use super::{Fields, Key};
 use crate::config::{SourceConfig, SqliteSourceConfig};
 
 /// Records per chunk handed to the sink.
@@ -67,6 +68,14 @@ impl From<rusqlite::Error> for ReadFailure {
 }
 
 impl SqliteSource {
+    /// The same source, its records keeping only the fields `reads` names (beyond its own).
+    pub fn reading(self, reads: &super::Projection) -> Self {
+        Self {
+            parser: self.parser.reading(reads),
+            ..self
+        }
+    }
+
     /// The source a `kind = "sqlite"` `[[source]]` describes.
     pub fn new(source: &SourceConfig, sqlite: &SqliteSourceConfig) -> Self {
         Self {
@@ -226,7 +235,11 @@ fn stream_rows(
     out: &mut dyn FnMut(Chunk) -> bool,
 ) -> Result<(), ReadFailure> {
     let mut statement = prepare(conn, query)?;
-    let names: Vec<String> = statement.column_names().map(str::to_owned).collect();
+    // The key each column is kept under, if the configuration reads it.
+    let keys: Vec<Option<Key>> = statement
+        .column_names()
+        .map(|name| parser.key_of(name))
+        .collect();
     let mut rows = statement.query([])?;
     let mut chunk = Vec::with_capacity(CHUNK);
     let mut row_number = 0u64;
@@ -246,17 +259,14 @@ fn stream_rows(
             Err(e) => return Err(e.into()),
         };
         row_number += 1;
-        let mut fields = Map::with_capacity(names.len());
-        for (i, name) in names.iter().enumerate() {
+        let mut fields = Fields::default();
+        for (i, key) in keys.iter().enumerate() {
+            let Some(key) = *key else { continue };
             if let Some(value) = json_of(row.get_ref(i)?) {
-                fields.insert(name.clone(), value);
+                fields.insert(key, value);
             }
         }
-        let location = |id: Option<&str>| match id {
-            Some(id) => format!("row {row_number} (id {id})"),
-            None => format!("row {row_number}"),
-        };
-        match parser.parse(fields, location) {
+        match parser.parse(fields, None, Origin::Row(row_number)) {
             Ok(record) => chunk.push(record),
             Err(Unparsed { location, reason }) => {
                 let report = Malformed {

@@ -11,7 +11,7 @@ use super::reconcile::{DayValue, LedgerView};
 use super::values::{decode_time, empty_day_value, sort_key, DayAccumulator, Measure};
 use super::{DayBasis, Mode};
 use crate::config::{Config, Fill, PullMode};
-use crate::sources::Malformed;
+use crate::sources::{Fields, Malformed};
 use crate::store::{Reader, StoreError};
 use exist_api::types::Day;
 
@@ -84,6 +84,7 @@ pub(super) fn compute(
                     let r = &resolved[i];
                     let mut days = stored_days(reader, r, i, view, &dirty, &resync, mode, window)?;
                     let rule = r.rule(basis.tz);
+                    let projection = rule.projection();
                     // Filled days start at the source's first record: before it, the source
                     // says nothing. When the days computed reach back to it (its history, or
                     // its first records), the days between are filled too.
@@ -103,9 +104,10 @@ pub(super) fn compute(
                         for row in reader.stored_records_on(&source.name, day)? {
                             // Both were written by this program; a record that no longer reads
                             // is skipped.
-                            let (Some(time), Ok(fields)) =
-                                (decode_time(&row.time), serde_json::from_str(&row.data))
-                            else {
+                            let (Some(time), Ok(fields)) = (
+                                decode_time(&row.time),
+                                Fields::parse(row.data.as_bytes(), &projection),
+                            ) else {
                                 continue;
                             };
                             any = true;

@@ -20,8 +20,8 @@ use super::{DayBasis, Mode, SourceReport, SyncOptions};
 use crate::config::{PullMode, SourceConfig, SourceKind, TagsConfig};
 use crate::error::Error;
 use crate::sources::{
-    self, ContentFingerprint, Malformed, PullEvent, PullPlan, PullSummary, Record, SinkError,
-    Source, SourceError,
+    self, ContentFingerprint, Malformed, Projection, PullEvent, PullPlan, PullSummary, Record,
+    SinkError, Source, SourceError,
 };
 use crate::store::{Cursor, Store, StoredRecord};
 use exist_api::types::Day;
@@ -88,6 +88,15 @@ impl DayTotals {
         }
     }
 
+    /// The fields its attributes and tags read.
+    fn projection(&self) -> Projection {
+        let mut projection = Projection::of(self.tags.iter().map(|t| &t.config.field));
+        for (_, rule) in &self.rules {
+            projection = projection.union(&rule.projection());
+        }
+        projection
+    }
+
     /// Takes one record in; a measure that cannot be used is named in `malformed` and left out.
     fn add(&mut self, record: Record, day: Day, malformed: &mut Vec<Malformed>) {
         self.records += 1;
@@ -104,7 +113,7 @@ impl DayTotals {
             })
             .collect();
         let source = &self.source;
-        let location = &record.location;
+        let location = || record.location();
         let measures = self
             .rules
             .iter()
@@ -112,7 +121,7 @@ impl DayTotals {
                 Measure::Bad(problem) => {
                     malformed.push(Malformed {
                         source: source.clone(),
-                        location: location.clone(),
+                        location: location(),
                         reason: problem.to_string(),
                     });
                     Measure::Absent
@@ -518,7 +527,16 @@ impl<'a> Pull<'a> {
         mut totals: Option<&mut DayTotals>,
         known: Option<ContentFingerprint>,
     ) -> Result<PullSummary, SourceError> {
-        let puller = sources::from_config(self.source, self.basis.tz)?.knowing_content(known);
+        // Records keep only the fields this run reads: those of a source read whole's
+        // attributes and tags; none beyond the parser's own for a stored source, whose records
+        // keep their text.
+        let reads = totals
+            .as_deref()
+            .map(DayTotals::projection)
+            .unwrap_or_default();
+        let puller = sources::from_config(self.source, self.basis.tz)?
+            .knowing_content(known)
+            .reading(&reads);
         // A full pull of a stored source sees every record that still exists: the others vanished.
         let reconcile = self.full && totals.is_none();
         let mut seen: HashSet<String> = HashSet::new();
@@ -640,7 +658,7 @@ fn placed(
     };
     malformed.push(Malformed {
         source: source.to_owned(),
-        location: record.location.clone(),
+        location: record.location(),
         reason,
     });
     None
@@ -660,7 +678,7 @@ pub(super) fn to_stored(
         let Some(id) = r.id.clone() else {
             malformed.push(Malformed {
                 source: source.to_owned(),
-                location: r.location.clone(),
+                location: r.location(),
                 reason: "it has no id, so a later change could not replace it".into(),
             });
             continue;
@@ -675,7 +693,9 @@ pub(super) fn to_stored(
             updated_at: r
                 .updated_at
                 .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
-            data: serde_json::Value::Object(r.fields).to_string(),
+            data: r
+                .raw
+                .unwrap_or_else(|| serde_json::Value::Object(r.fields.to_map()).to_string()),
         });
     }
     out

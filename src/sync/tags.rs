@@ -74,11 +74,14 @@ pub(super) fn discover(
                     found.read_history.push(marker);
                 }
                 let mut values = BTreeSet::new();
+                let projection = crate::sources::Projection::of([&tags.field]);
                 for day in days {
                     for row in reader.stored_records_on(&source.name, day)? {
                         // Written by this program; a record that no longer reads is skipped,
                         // as computing skips it.
-                        let Ok(fields) = serde_json::from_str(&row.data) else {
+                        let Ok(fields) =
+                            crate::sources::Fields::parse(row.data.as_bytes(), &projection)
+                        else {
                             continue;
                         };
                         values.extend(tag_values(

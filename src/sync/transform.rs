@@ -13,7 +13,9 @@
 use std::collections::BTreeSet;
 
 use regex::Regex;
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
+
+use crate::sources::Fields;
 
 use crate::sources::FieldPath;
 use exist_api::types::ValueType;
@@ -34,8 +36,13 @@ pub struct Transform {
 
 impl Transform {
     /// Whether a record with `fields` counts for the attribute.
-    pub fn admits(&self, fields: &Map<String, Json>) -> bool {
+    pub fn admits(&self, fields: &Fields) -> bool {
         self.conditions.iter().all(|c| c.holds(fields))
+    }
+
+    /// The fields the `where` conditions test.
+    pub fn fields_read(&self) -> impl Iterator<Item = &FieldPath> {
+        self.conditions.iter().map(|c| &c.field)
     }
 
     /// Whether the transform changes values (not only which records count).
@@ -75,7 +82,7 @@ pub struct Condition {
 impl Condition {
     /// Whether the condition holds for a record with `fields`. An absent (or null) field
     /// equals nothing, matches nothing and does not exist.
-    pub fn holds(&self, fields: &Map<String, Json>) -> bool {
+    pub fn holds(&self, fields: &Fields) -> bool {
         let value = self.field.get(fields).filter(|v| !v.is_null());
         match (&self.test, value) {
             (Test::Exists(wanted), v) => v.is_some() == *wanted,
@@ -320,8 +327,8 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::json;
 
-    fn fields(v: Json) -> Map<String, Json> {
-        v.as_object().unwrap().clone()
+    fn fields(v: Json) -> Fields {
+        v.as_object().unwrap().clone().into()
     }
 
     fn when(field: &str, test: Test) -> Condition {

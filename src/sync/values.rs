@@ -7,11 +7,10 @@
 
 use chrono::{Datelike, NaiveDateTime};
 use chrono_tz::Tz;
-use serde_json::{Map, Value as Json};
 
 use super::transform::{text_of, Skip, Transform};
 use crate::config::Aggregate;
-use crate::sources::{FieldPath, RecordTime};
+use crate::sources::{FieldPath, Fields, Projection, RecordTime};
 use exist_api::types::{Value, ValueType};
 
 /// A stored record's time and fields, ready to aggregate.
@@ -20,7 +19,7 @@ pub struct DayRecord {
     /// When it happened.
     pub time: RecordTime,
     /// Its fields.
-    pub fields: Map<String, Json>,
+    pub fields: Fields,
 }
 
 /// Why a day's value could not be computed.
@@ -114,8 +113,13 @@ pub enum Measure {
 }
 
 impl Rule {
+    /// The fields a record must keep for this rule to read it.
+    pub fn projection(&self) -> Projection {
+        Projection::of(self.field.iter().chain(self.transform.fields_read()))
+    }
+
     /// What a record's fields say for this rule.
-    pub fn measure(&self, fields: &Map<String, Json>) -> Measure {
+    pub fn measure(&self, fields: &Fields) -> Measure {
         if !self.transform.admits(fields) {
             return Measure::Excluded;
         }
@@ -311,12 +315,12 @@ pub fn decode_time(text: &str) -> Option<RecordTime> {
 mod tests {
     use super::*;
     use chrono::{DateTime, NaiveDate};
-    use serde_json::json;
+    use serde_json::{json, Value as Json};
 
     fn rec(time: &str, fields: Json) -> DayRecord {
         DayRecord {
             time: RecordTime::Instant(DateTime::parse_from_rfc3339(time).unwrap()),
-            fields: fields.as_object().unwrap().clone(),
+            fields: fields.as_object().unwrap().clone().into(),
         }
     }
 
