@@ -424,6 +424,68 @@ mod tests {
     }
 
     #[test]
+    fn csv_lines_stay_exact_far_into_a_stream() {
+        // Well past the bytes kept for telling lines (RETAIN_BLOCK), with blank lines between.
+        let mut text = String::from("id,date,n\n");
+        let mut line = 1;
+        for i in 0..20_000 {
+            if i % 997 == 0 {
+                text.push_str("\n\r\n");
+                line += 2;
+            }
+            text.push_str(&format!("{i},2026-11-20,{i}\n"));
+            line += 1;
+        }
+        text.push_str("last,not-a-date,1\n");
+        line += 1;
+        assert!(text.len() > 4 * RETAIN_BLOCK);
+        let (records, malformed) = parse(text.as_bytes(), RecordFormat::Csv);
+        assert_eq!(records.len(), 20_000);
+        assert_eq!(records[19_999].fields["n"], 19_999);
+        assert_eq!(
+            records[19_999].location(),
+            format!("line {} (id 19999)", line - 1)
+        );
+        assert_eq!(locations(&malformed)[0].0, format!("line {line} (id last)"));
+    }
+
+    #[test]
+    fn a_read_that_fails_midway_is_reported_not_taken_as_the_end() {
+        /// Gives `good`, then fails.
+        struct Failing(std::io::Cursor<Vec<u8>>);
+        impl Read for Failing {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                match self.0.read(buf)? {
+                    0 => Err(std::io::Error::other("the disk went away")),
+                    n => Ok(n),
+                }
+            }
+        }
+        let good = b"id,date,n\n1,2026-11-20,5\n2,2026-11-21,6\n".to_vec();
+        let parser = RecordParser::new("date", None, Some("id"), None);
+        let (mut records, mut failed) = (0, None);
+        let whole = parse_csv(
+            Failing(std::io::Cursor::new(good)),
+            &parser,
+            "s",
+            &mut |p| {
+                match p {
+                    Parsed::Records(r) => records += r.len(),
+                    Parsed::ReadFailed(e) => failed = Some(e.to_string()),
+                    _ => {}
+                }
+                true
+            },
+        );
+        assert!(!whole);
+        assert_eq!(
+            records, 2,
+            "what was read before the failure is handed over"
+        );
+        assert_eq!(failed.as_deref(), Some("the disk went away"));
+    }
+
+    #[test]
     fn chunks_keep_their_size_and_order() {
         let text: String = (0..CHUNK + 10)
             .map(|i| format!("{{\"id\":\"{i}\",\"date\":\"2026-11-20\"}}\n"))

@@ -150,18 +150,23 @@ impl DayTotals {
         };
         let rules = self.rules.len();
         let tables = self.tags.len();
-        for slot in newest.newest_slots() {
+        let mut slots = newest.newest_slots();
+        // In day order, so that each day's accumulators are looked up once, not per record
+        // (an accumulator does not depend on the order it takes records in).
+        slots.sort_unstable_by_key(|&slot| newest.days[slot]);
+        for group in slots.chunk_by(|&a, &b| newest.days[a] == newest.days[b]) {
+            let day = newest.days[group[0]];
             for (i, (_, rule)) in self.rules.iter().enumerate() {
-                let acc = self.days.entry((i, newest.days[slot])).or_default();
-                rule.take(acc, newest.at[slot], newest.measure(slot * rules + i));
+                let acc = self.days.entry((i, day)).or_default();
+                for &slot in group {
+                    rule.take(acc, newest.at[slot], newest.measure(slot * rules + i));
+                }
             }
             for (t, table) in self.tags.iter_mut().enumerate() {
-                let values = std::mem::take(&mut newest.tags[slot * tables + t]);
-                table
-                    .days
-                    .entry(newest.days[slot])
-                    .or_default()
-                    .extend(values);
+                let values = table.days.entry(day).or_default();
+                for &slot in group {
+                    values.extend(std::mem::take(&mut newest.tags[slot * tables + t]));
+                }
             }
         }
     }
