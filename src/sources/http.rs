@@ -11,6 +11,7 @@
 //! out when the wait is short, and 5xx and network errors are retried a bounded number of times.
 
 mod auth;
+mod body;
 mod paging;
 mod window;
 
@@ -20,11 +21,10 @@ use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use reqwest::header::{HeaderMap, ACCEPT, RETRY_AFTER};
 use reqwest::StatusCode;
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
 use url::Url;
 
 use super::record::{Malformed, Origin, RecordParser, Unparsed};
-use super::Fields;
 use super::{emit, excerpt, PullEvent, PullPlan, PullSummary, Sink, Source, SourceError};
 use crate::config::{HttpSourceConfig, JsonPointer, SourceConfig};
 use crate::error::error_chain;
@@ -104,12 +104,14 @@ pub struct Probe {
 }
 
 /// Where a reply's records are.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Found {
+#[derive(Debug)]
+struct Found<'a> {
     /// The pointer to them.
     at: String,
     /// How many there are.
     count: usize,
+    /// Each record, unparsed.
+    items: Vec<&'a RawValue>,
 }
 
 impl HttpSource {
@@ -202,13 +204,13 @@ impl HttpSource {
                 url: url.to_string(),
                 problem,
             };
-            let mut body = parse_body(&page.body).map_err(bad)?;
-            let found = find_records(self.config.records.as_ref(), &body).map_err(bad)?;
+            let body = body::parse(&page.body).map_err(bad)?;
+            let found = find_records(self.config.records.as_ref(), body).map_err(bad)?;
             let next = pager
                 .next(&Reply {
                     url: &url,
                     headers: &page.headers,
-                    body: &body,
+                    body,
                     raw: &page.body,
                     records: found.count,
                     total,
@@ -216,11 +218,12 @@ impl HttpSource {
                 .map_err(|stop| self.stopped(&url, stop));
             // The page is handed over even when its next one cannot be followed: its records
             // are good, only the cursor stays behind.
-            self.deliver_page(take_records(&mut body, &found), page_number, sink, summary)?;
+            let count = found.count;
+            self.deliver_page(found.items, page_number, sink, summary)?;
             summary.pages += 1;
             let next = next?;
             let Some(next) = next else { break };
-            empty_in_a_row = if found.count == 0 {
+            empty_in_a_row = if count == 0 {
                 empty_in_a_row + 1
             } else {
                 0
@@ -303,7 +306,7 @@ impl HttpSource {
     /// Parses one page's records and hands them over.
     fn deliver_page(
         &self,
-        items: Vec<Value>,
+        items: Vec<&RawValue>,
         page_number: usize,
         sink: &mut Sink<'_>,
         summary: &mut PullSummary,
@@ -315,16 +318,11 @@ impl HttpSource {
                 page: page_number,
                 item: index + 1,
             };
-            let result = match item {
-                Value::Object(object) => {
-                    // Written as the store has always kept records: compact, keys in order.
-                    let raw = serde_json::to_string(&object).ok();
-                    let fields = Fields::project(object, self.parser.projection());
-                    self.parser.parse(fields, raw, origin)
-                }
-                other => Err(Unparsed {
+            let result = match body::kind(item) {
+                body::Kind::Object => self.parser.parse_json(item.get().as_bytes(), origin),
+                _ => Err(Unparsed {
                     location: origin.describe(None),
-                    reason: format!("{} is not a JSON object", excerpt(&other.to_string(), 40)),
+                    reason: format!("{} is not a JSON object", excerpt(item.get(), 40)),
                 }),
             };
             match result {
@@ -450,8 +448,8 @@ impl HttpSource {
                 })
             }
         };
-        let found = parse_body(&page.body)
-            .and_then(|body| find_records(self.config.records.as_ref(), &body))
+        let found = body::parse(&page.body)
+            .and_then(|body| find_records(self.config.records.as_ref(), body))
             .map_err(|problem| SourceError::BadResponse {
                 source_name: self.name.clone(),
                 url: url.to_string(),
@@ -564,8 +562,7 @@ impl HttpSource {
 /// when it is not 0: an HTTP status as it is, 601 (Withings' "too many requests") as 429, any
 /// other code as 400 (the query was refused).
 fn status_in_body(body: &[u8], pointer: &crate::config::JsonPointer) -> Option<StatusCode> {
-    let value: Value = serde_json::from_slice(body).ok()?;
-    let code = value.pointer(pointer.as_str())?.as_i64()?;
+    let code = body::value_at(body::parse(body).ok()?, pointer.as_str())?.as_i64()?;
     match code {
         0 => None,
         601 => Some(StatusCode::TOO_MANY_REQUESTS),
@@ -579,87 +576,67 @@ fn status_in_body(body: &[u8], pointer: &crate::config::JsonPointer) -> Option<S
     }
 }
 
-/// A reply's body as JSON.
-fn parse_body(body: &[u8]) -> Result<Value, String> {
-    serde_json::from_slice(body).map_err(|e| {
-        format!(
-            "the answer is not JSON ({e}): {:?}",
-            excerpt(&String::from_utf8_lossy(body), 100)
-        )
-    })
-}
-
 /// Where a reply's records are: at `records` (an array; an object is one record; `null`, or
 /// an index past the end of an array, is none), or, by the health-data conventions, the reply
 /// itself or its `data`, `results` or `items` array.
-fn find_records(records: Option<&JsonPointer>, body: &Value) -> Result<Found, String> {
+fn find_records<'a>(records: Option<&JsonPointer>, reply: &'a RawValue) -> Result<Found<'a>, String> {
+    let found = |at: String, items: Vec<&'a RawValue>| Found {
+        at,
+        count: items.len(),
+        items,
+    };
     let Some(pointer) = records else {
-        return match body {
-            Value::Array(items) => Ok(Found {
-                at: String::new(),
-                count: items.len(),
-            }),
-            Value::Object(envelope) => ["data", "results", "items"]
-                .into_iter()
-                .find_map(|key| match envelope.get(key) {
-                    Some(Value::Array(items)) => Some(Found {
-                        at: format!("/{key}"),
-                        count: items.len(),
-                    }),
-                    _ => None,
-                })
-                .ok_or_else(|| {
-                    format!(
-                        "the answer is an object without a `data`, `results` or `items` list (keys: {}); set `records` to where its list is",
-                        keys(envelope)
-                    )
-                }),
-            other => Err(format!(
+        return match body::kind(reply) {
+            body::Kind::Array => Ok(found(String::new(), body::items(reply))),
+            body::Kind::Object => {
+                let envelope = body::members(reply);
+                ["data", "results", "items"]
+                    .into_iter()
+                    .find_map(|key| {
+                        let list = envelope.get(key).filter(|v| body::kind(v) == body::Kind::Array)?;
+                        Some(found(format!("/{key}"), body::items(list)))
+                    })
+                    .ok_or_else(|| {
+                        format!(
+                            "the answer is an object without a `data`, `results` or `items` list (keys: {}); set `records` to where its list is",
+                            keys(&envelope)
+                        )
+                    })
+            }
+            body::Kind::Null | body::Kind::Other => Err(format!(
                 "the answer is {}, not a list of records",
-                excerpt(&other.to_string(), 40)
+                excerpt(reply.get(), 40)
             )),
         };
     };
     let at = pointer.as_str().to_owned();
-    let count = match body.pointer(&at) {
-        Some(Value::Array(items)) => items.len(),
-        Some(Value::Object(_)) => 1,
-        Some(Value::Null) => 0,
-        Some(other) => {
-            return Err(format!(
+    match body::pointer(reply, &at) {
+        Some(list) => match body::kind(list) {
+            body::Kind::Array => Ok(found(at, body::items(list))),
+            body::Kind::Object => Ok(found(at, vec![list])),
+            body::Kind::Null => Ok(found(at, Vec::new())),
+            body::Kind::Other => Err(format!(
                 "`{at}` holds {}, not a list of records",
-                excerpt(&other.to_string(), 40)
-            ))
-        }
+                excerpt(list.get(), 40)
+            )),
+        },
         None => {
             let parent = &at[..at.rfind('/').unwrap_or(0)];
-            match body.pointer(parent) {
+            match body::pointer(reply, parent) {
                 // An index past the end: an empty list of lists (Home Assistant's reply
                 // without history).
-                Some(Value::Array(_)) => 0,
-                Some(Value::Object(object)) => {
-                    return Err(format!(
-                        "the answer has nothing at `{at}` (keys there: {})",
-                        keys(object)
-                    ))
-                }
-                _ => return Err(format!("the answer has nothing at `{at}`")),
+                Some(p) if body::kind(p) == body::Kind::Array => Ok(found(at, Vec::new())),
+                Some(p) if body::kind(p) == body::Kind::Object => Err(format!(
+                    "the answer has nothing at `{at}` (keys there: {})",
+                    keys(&body::members(p))
+                )),
+                _ => Err(format!("the answer has nothing at `{at}`")),
             }
         }
-    };
-    Ok(Found { at, count })
-}
-
-/// Takes the records [`find_records`] found out of `body`.
-fn take_records(body: &mut Value, found: &Found) -> Vec<Value> {
-    match body.pointer_mut(&found.at).map(Value::take) {
-        Some(Value::Array(items)) => items,
-        Some(object @ Value::Object(_)) => vec![object],
-        _ => Vec::new(),
     }
 }
 
-fn keys(object: &Map<String, Value>) -> String {
+fn keys(object: &std::collections::BTreeMap<String, &RawValue>) -> String {
     object
         .keys()
         .map(String::as_str)
@@ -695,9 +672,11 @@ mod tests {
         text.parse().unwrap()
     }
 
-    fn found(records: Option<&str>, body: Value) -> Result<(String, usize), String> {
+    fn found(records: Option<&str>, body: serde_json::Value) -> Result<(String, usize), String> {
         let pointer = records.map(|p| JsonPointer::parse(p).unwrap());
-        find_records(pointer.as_ref(), &body).map(|f| (f.at, f.count))
+        let text = body.to_string();
+        let raw = body::parse(text.as_bytes()).unwrap();
+        find_records(pointer.as_ref(), raw).map(|f| (f.at, f.count))
     }
 
     #[test]
@@ -710,7 +689,7 @@ mod tests {
         assert!(found(None, json!({"meta": 1}))
             .unwrap_err()
             .contains("keys: meta"));
-        assert!(parse_body(b"<html>").unwrap_err().contains("not JSON"));
+        assert!(body::parse(b"<html>").unwrap_err().contains("not JSON"));
         assert!(found(None, json!(42)).unwrap_err().contains("not a list"));
     }
 
@@ -736,14 +715,11 @@ mod tests {
             Ok(("/data".into(), 0))
         );
         // An object is one record; escaped tokens are read as RFC 6901 says.
-        let mut body = json!({"a/b": {"c~d": {"steps": 3}}});
-        let at = found(Some("/a~1b/c~0d"), body.clone()).unwrap();
-        assert_eq!(at.1, 1);
-        let f = Found {
-            at: at.0,
-            count: at.1,
-        };
-        assert_eq!(take_records(&mut body, &f), vec![json!({"steps": 3})]);
+        let text = json!({"a/b": {"c~d": {"steps": 3}}}).to_string();
+        let pointer = JsonPointer::parse("/a~1b/c~0d").unwrap();
+        let f = find_records(Some(&pointer), body::parse(text.as_bytes()).unwrap()).unwrap();
+        assert_eq!(f.count, 1);
+        assert_eq!(f.items[0].get(), r#"{"steps":3}"#);
     }
 
     #[test]

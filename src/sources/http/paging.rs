@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 
 use reqwest::header::{HeaderMap, LINK};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use url::Url;
 
@@ -17,8 +18,8 @@ pub(super) struct Reply<'a> {
     /// The URL it came from.
     pub url: &'a Url,
     pub headers: &'a HeaderMap,
-    /// The body, parsed.
-    pub body: &'a Value,
+    /// The body, checked to be JSON.
+    pub body: &'a RawValue,
     /// The body as received.
     pub raw: &'a [u8],
     /// How many records it held.
@@ -104,7 +105,7 @@ impl<'a> Pager<'a> {
                     && (by_page || reply.total.is_none_or(|t| self.position < t));
                 more.then(|| with_param(&self.first, param, &self.position.to_string()))
             }
-            Paging::NextUrl { next } => match reply.body.pointer(next.as_str()) {
+            Paging::NextUrl { next } => match super::body::value_at(reply.body, next.as_str()).as_ref() {
                 None | Some(Value::Null) => None,
                 Some(Value::String(s)) if s.is_empty() => None,
                 Some(Value::String(s)) => Some(reply.url.join(s).map_err(|_| {
@@ -118,7 +119,7 @@ impl<'a> Pager<'a> {
                 }
             },
             Paging::Cursor { token, param } => {
-                let text = match reply.body.pointer(token.as_str()) {
+                let text = match super::body::value_at(reply.body, token.as_str()).as_ref() {
                     None | Some(Value::Null) => None,
                     Some(Value::String(s)) if s.is_empty() => None,
                     Some(Value::String(s)) => Some(s.clone()),
@@ -232,7 +233,7 @@ mod tests {
             let reply = Reply {
                 url: &at,
                 headers: &HeaderMap::new(),
-                body,
+                body: &serde_json::value::to_raw_value(body).unwrap(),
                 raw: raw.as_bytes(),
                 records: *records,
                 total: None,
@@ -395,7 +396,7 @@ mod tests {
             LINK,
             HeaderValue::from_static("</a?x=1&offset=2>; rel=\"next\""),
         );
-        let body = json!([1, 2]);
+        let body = serde_json::value::to_raw_value(&json!([1, 2])).unwrap();
         let reply = |headers, total| Reply {
             url: &first,
             headers,
