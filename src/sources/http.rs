@@ -223,11 +223,7 @@ impl HttpSource {
             summary.pages += 1;
             let next = next?;
             let Some(next) = next else { break };
-            empty_in_a_row = if count == 0 {
-                empty_in_a_row + 1
-            } else {
-                0
-            };
+            empty_in_a_row = if count == 0 { empty_in_a_row + 1 } else { 0 };
             if empty_in_a_row >= MAX_EMPTY_PAGES {
                 return Err(self.unbounded(
                     format!("the source kept sending empty pages that lead to another one ({MAX_EMPTY_PAGES} in a row, at {url})"),
@@ -579,7 +575,10 @@ fn status_in_body(body: &[u8], pointer: &crate::config::JsonPointer) -> Option<S
 /// Where a reply's records are: at `records` (an array; an object is one record; `null`, or
 /// an index past the end of an array, is none), or, by the health-data conventions, the reply
 /// itself or its `data`, `results` or `items` array.
-fn find_records<'a>(records: Option<&JsonPointer>, reply: &'a RawValue) -> Result<Found<'a>, String> {
+fn find_records<'a>(
+    records: Option<&JsonPointer>,
+    reply: &'a RawValue,
+) -> Result<Found<'a>, String> {
     let found = |at: String, items: Vec<&'a RawValue>| Found {
         at,
         count: items.len(),

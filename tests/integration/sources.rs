@@ -11,8 +11,8 @@ use exist_agent::config::{
     SecretFrom, SourceConfig, SourceKind, Window,
 };
 use exist_agent::sources::{
-    format_query_time, from_config, HttpSource, PullEvent, PullPlan, PullRetry, PullSummary,
-    Record, SinkError, Source, SourceError, OVERLAP,
+    format_query_time, from_config, HttpSource, Projection, PullEvent, PullPlan, PullRetry,
+    PullSummary, Record, SinkError, Source, SourceError, OVERLAP,
 };
 use exist_fakes::health::HealthSandbox;
 use serde_json::json;
@@ -199,6 +199,27 @@ async fn pages_are_walked_and_every_record_arrives_once() {
     let record = records(&events)[0];
     assert!(record.updated_at.is_some());
     assert_eq!(record.fields["steps"], 0);
+}
+
+/// A stored source's records keep only the fields the parser reads, and their text as the
+/// source wrote it: what the store keeps, whatever the configuration reads today.
+#[tokio::test]
+async fn a_stored_source_keeps_each_record_as_written_and_builds_only_what_it_reads() {
+    let sandbox = start().await;
+    seed(&sandbox, "r", 3, TimeDelta::hours(1));
+    let source = http_source(&sandbox, 50, 31).reading(&Projection::default());
+    let (result, events) = pull(&source, PullPlan::Incremental { since: None }).await;
+    result.unwrap();
+    let got = records(&events);
+    assert_eq!(got.len(), 3);
+    for record in got {
+        let written: serde_json::Value =
+            serde_json::from_str(record.raw.as_deref().unwrap()).unwrap();
+        assert_eq!(written["id"].as_str(), record.id.as_deref());
+        assert!(written["steps"].is_number(), "{written}");
+        assert!(!record.fields.contains_key("steps"), "not read, not built");
+        assert!(record.fields.contains_key("id"));
+    }
 }
 
 #[tokio::test]

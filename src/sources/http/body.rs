@@ -105,8 +105,19 @@ mod tests {
         let text = whole.to_string();
         let raw = parse(text.as_bytes()).unwrap();
         for at in [
-            "", "/data", "/data/0", "/data/1/b/1", "/data/2", "/data/01", "/a~1b/m~0n", "/next",
-            "/", "/nope", "/data/x", "/next/x", "data",
+            "",
+            "/data",
+            "/data/0",
+            "/data/1/b/1",
+            "/data/2",
+            "/data/01",
+            "/a~1b/m~0n",
+            "/next",
+            "/",
+            "/nope",
+            "/data/x",
+            "/next/x",
+            "data",
         ] {
             let ours = pointer(raw, at).map(|r| serde_json::from_str::<Value>(r.get()).unwrap());
             assert_eq!(ours.as_ref(), whole.pointer(at), "{at:?}");

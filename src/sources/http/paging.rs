@@ -105,19 +105,21 @@ impl<'a> Pager<'a> {
                     && (by_page || reply.total.is_none_or(|t| self.position < t));
                 more.then(|| with_param(&self.first, param, &self.position.to_string()))
             }
-            Paging::NextUrl { next } => match super::body::value_at(reply.body, next.as_str()).as_ref() {
-                None | Some(Value::Null) => None,
-                Some(Value::String(s)) if s.is_empty() => None,
-                Some(Value::String(s)) => Some(reply.url.join(s).map_err(|_| {
-                    PageStop::BadNext(format!("`{next}` holds \"{s}\", which is not a URL"))
-                })?),
-                Some(other) => {
-                    return Err(PageStop::BadNext(format!(
-                        "`{next}` holds {}, not the next page's URL",
-                        super::super::excerpt(&other.to_string(), 40)
-                    )))
+            Paging::NextUrl { next } => {
+                match super::body::value_at(reply.body, next.as_str()).as_ref() {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(s)) if s.is_empty() => None,
+                    Some(Value::String(s)) => Some(reply.url.join(s).map_err(|_| {
+                        PageStop::BadNext(format!("`{next}` holds \"{s}\", which is not a URL"))
+                    })?),
+                    Some(other) => {
+                        return Err(PageStop::BadNext(format!(
+                            "`{next}` holds {}, not the next page's URL",
+                            super::super::excerpt(&other.to_string(), 40)
+                        )))
+                    }
                 }
-            },
+            }
             Paging::Cursor { token, param } => {
                 let text = match super::body::value_at(reply.body, token.as_str()).as_ref() {
                     None | Some(Value::Null) => None,
