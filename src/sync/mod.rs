@@ -23,6 +23,7 @@ pub mod attributes;
 mod compute;
 pub mod deliver;
 mod fingerprint;
+mod newest;
 pub mod outbox;
 mod pull;
 pub mod reconcile;

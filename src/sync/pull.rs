@@ -10,10 +10,11 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use chrono::{DateTime, Datelike, NaiveDateTime, NaiveTime, Utc};
+use chrono::{DateTime, Datelike, NaiveTime, Utc};
 use chrono_tz::Tz;
 
 use super::attributes::Resolved;
+use super::newest::NewestById;
 use super::transform::tag_values;
 use super::values::{encode_time, sort_key, DayAccumulator, Measure, Rule};
 use super::{DayBasis, Mode, SourceReport, SyncOptions};
@@ -67,12 +68,16 @@ impl DayTotals {
         tags: Vec<(usize, TagsConfig)>,
         tz: Tz,
     ) -> Self {
+        let newest = source
+            .kind
+            .id_field()
+            .map(|_| NewestById::new(rules.len(), tags.len()));
         Self {
             source: source.name.clone(),
             rules,
             tz,
             days: HashMap::new(),
-            newest: source.kind.id_field().map(|_| NewestById::default()),
+            newest,
             tags: tags
                 .into_iter()
                 .map(|(table, config)| TagDays {
@@ -98,7 +103,13 @@ impl DayTotals {
     }
 
     /// Takes one record in; a measure that cannot be used is named in `malformed` and left out.
-    fn add(&mut self, record: Record, day: Day, malformed: &mut Vec<Malformed>) {
+    /// A failure is keeping its version on disk (a source with more records than memory holds).
+    fn add(
+        &mut self,
+        record: Record,
+        day: Day,
+        malformed: &mut Vec<Malformed>,
+    ) -> Result<(), Error> {
         self.records += 1;
         self.latest_day = self.latest_day.max(Some(day));
         let at = sort_key(&record.time, self.tz);
@@ -129,7 +140,11 @@ impl DayTotals {
                 measure => measure,
             });
         match (&mut self.newest, &record.id) {
-            (Some(newest), Some(id)) => newest.keep(id, day, at, measures, tags),
+            (Some(newest), Some(id)) => {
+                return newest
+                    .keep(id, day, at, measures, tags)
+                    .map_err(|e| self.disk_failed(e));
+            }
             _ => {
                 let measures: Vec<Measure> = measures.collect();
                 for (i, measure) in measures.into_iter().enumerate() {
@@ -141,34 +156,48 @@ impl DayTotals {
                 }
             }
         }
+        Ok(())
     }
 
-    /// Aggregates the newest version of each record, when they were kept by id.
-    fn finish(&mut self) {
-        let Some(mut newest) = self.newest.take() else {
-            return;
+    /// Aggregates the newest version of each record, when they were kept by id. A failure is
+    /// reading the versions back from disk.
+    fn finish(&mut self) -> Result<(), Error> {
+        let Some(newest) = self.newest.take() else {
+            return Ok(());
         };
-        let rules = self.rules.len();
-        let tables = self.tags.len();
-        let mut slots = newest.newest_slots();
-        // In day order, so that each day's accumulators are looked up once, not per record
-        // (an accumulator does not depend on the order it takes records in).
-        slots.sort_unstable_by_key(|&slot| newest.days[slot]);
-        for group in slots.chunk_by(|&a, &b| newest.days[a] == newest.days[b]) {
-            let day = newest.days[group[0]];
-            for (i, (_, rule)) in self.rules.iter().enumerate() {
-                let acc = self.days.entry((i, day)).or_default();
-                for &slot in group {
-                    rule.take(acc, newest.at[slot], newest.measure(slot * rules + i));
+        let (rules, days, tags) = (&self.rules, &mut self.days, &mut self.tags);
+        newest
+            .finish(|day, versions| {
+                for (i, (_, rule)) in rules.iter().enumerate() {
+                    let acc = days.entry((i, day)).or_default();
+                    for (at, measure) in versions.measures(i) {
+                        rule.take(acc, at, measure);
+                    }
                 }
-            }
-            for (t, table) in self.tags.iter_mut().enumerate() {
-                let values = table.days.entry(day).or_default();
-                for &slot in group {
-                    values.extend(std::mem::take(&mut newest.tags[slot * tables + t]));
+                for (t, table) in tags.iter_mut().enumerate() {
+                    table
+                        .days
+                        .entry(day)
+                        .or_default()
+                        .extend(versions.take_tags(t).flatten());
                 }
-            }
-        }
+            })
+            .map_err(|e| self.disk_failed(e))
+    }
+
+    /// Keeping or reading back the versions of a source with more records than memory holds
+    /// failed.
+    fn disk_failed(&self, e: std::io::Error) -> Error {
+        Error::caused(
+            crate::error::ErrorKind::Temporary,
+            format!(
+                "source \"{}\": cannot keep its records' versions in a temporary file ({})",
+                self.source,
+                std::env::temp_dir().display()
+            ),
+            e,
+        )
+        .with_fix("free space in the temporary directory (or point TMPDIR elsewhere); nothing was sent, the next run reads the source again")
     }
 
     /// Every tag the records hold for `[[tags]]` table `table` (an index into the
@@ -213,82 +242,6 @@ impl DayTotals {
             .collect();
         Some((&self.rules[index].1, days))
     }
-}
-
-/// The newest version of each record of a source read whole, by id, kept as only what the rules
-/// read: a file lists a record again when it was edited, and the later line wins (files and
-/// commands carry no change time). Versions are appended as they come and the newest per id is
-/// picked once, by sorting, at the end: flat vectors grow in place, where a hash map would hold
-/// its old and new tables at once while growing. A million records take about 40 MB.
-#[derive(Debug, Default)]
-struct NewestById {
-    /// A 96-bit hash of each version's id (a collision is out of reach) in the high bits, its
-    /// slot in the low 32: sorting these plain integers groups the versions of an id, the
-    /// newest (highest slot) last.
-    ids: Vec<u128>,
-    days: Vec<Day>,
-    at: Vec<NaiveDateTime>,
-    /// One per rule and slot: the number, or NaN for an absent measure or one kept in `rare`.
-    numbers: Vec<f64>,
-    /// Text and unusable measures, by position in `numbers`.
-    rare: HashMap<usize, Measure>,
-    /// One per `[[tags]]` table of the source and slot: the tags the version holds.
-    tags: Vec<BTreeSet<String>>,
-}
-
-impl NewestById {
-    fn keep(
-        &mut self,
-        id: &str,
-        day: Day,
-        at: NaiveDateTime,
-        measures: impl Iterator<Item = Measure>,
-        tags: Vec<BTreeSet<String>>,
-    ) {
-        let slot = self.days.len();
-        self.tags.extend(tags);
-        self.ids.push(id_hash(id) << 32 | slot as u128);
-        self.days.push(day);
-        self.at.push(at);
-        for measure in measures {
-            let position = self.numbers.len();
-            self.numbers.push(match measure {
-                Measure::Number(x) => x,
-                Measure::Absent => f64::NAN,
-                // Measures are finite, so an infinity is free to mean "left out by `where`"
-                // without a map entry for every record a filter drops.
-                Measure::Excluded => f64::NEG_INFINITY,
-                other => {
-                    self.rare.insert(position, other);
-                    f64::NAN
-                }
-            });
-        }
-    }
-
-    /// The slot of the newest version of each id.
-    fn newest_slots(&mut self) -> Vec<usize> {
-        self.ids.sort_unstable();
-        let ids = &self.ids;
-        let id = |i: usize| ids[i] >> 32;
-        (0..ids.len())
-            .filter(|&i| i + 1 == ids.len() || id(i + 1) != id(i))
-            .map(|i| ids[i] as u32 as usize)
-            .collect()
-    }
-
-    fn measure(&self, position: usize) -> Measure {
-        match self.numbers[position] {
-            f64::NEG_INFINITY => Measure::Excluded,
-            x if !x.is_nan() => Measure::Number(x),
-            _ => self.rare.get(&position).cloned().unwrap_or(Measure::Absent),
-        }
-    }
-}
-
-/// A 96-bit hash of an id: the low 96 bits of its XXH3-128.
-fn id_hash(id: &str) -> u128 {
-    xxhash_rust::xxh3::xxh3_128(id.as_bytes()) & ((1u128 << 96) - 1)
 }
 
 /// What pulling one source gave.
@@ -385,12 +338,15 @@ pub(super) async fn pull_source(
                     tracing::info!(source = %source.name, "unchanged since its day values were settled (same content fingerprint): not parsed again, nothing to recompute");
                     pulled.report.unchanged = true;
                 }
-                totals => {
-                    pulled.totals = totals.map(|mut t| {
-                        t.finish();
-                        t
-                    });
-                }
+                Some(mut t) => match t.finish() {
+                    Ok(()) => pulled.totals = Some(t),
+                    Err(e) => {
+                        tracing::warn!("{}", e.message());
+                        pulled.report.error = Some(e.message());
+                        pulled.failure = Some(e);
+                    }
+                },
+                None => {}
             }
             cursor.last_error = None;
         }
@@ -560,7 +516,7 @@ impl<'a> Pull<'a> {
                         let today = basis.today();
                         for r in records {
                             if let Some(day) = placed(&name, &r, basis, today, malformed) {
-                                totals.add(r, day, malformed);
+                                totals.add(r, day, malformed)?;
                             }
                         }
                         return Ok(());
@@ -720,94 +676,4 @@ fn start_of(day: Day, tz: Tz) -> DateTime<Utc> {
         .earliest()
         .map(|t| t.to_utc())
         .unwrap_or_else(|| day.date().and_time(NaiveTime::MIN).and_utc())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn at(h: u32) -> NaiveDateTime {
-        chrono::NaiveDate::from_ymd_opt(2026, 11, 20)
-            .unwrap()
-            .and_hms_opt(h, 0, 0)
-            .unwrap()
-    }
-
-    #[test]
-    fn the_later_version_of_an_id_wins_with_all_its_measures() {
-        let day = |d: u32| Day::new(chrono::NaiveDate::from_ymd_opt(2026, 11, d).unwrap());
-        let mut table = NewestById::default();
-        table.keep(
-            "a",
-            day(1),
-            at(1),
-            [Measure::Number(1.0), Measure::Text("x".into())].into_iter(),
-            Vec::new(),
-        );
-        table.keep(
-            "b",
-            day(2),
-            at(2),
-            [Measure::Absent, Measure::Number(5.0)].into_iter(),
-            Vec::new(),
-        );
-        table.keep(
-            "a",
-            day(3),
-            at(3),
-            [Measure::Number(7.0), Measure::Absent].into_iter(),
-            Vec::new(),
-        );
-        let mut newest = table.newest_slots();
-        newest.sort_unstable();
-        assert_eq!(newest, [1, 2], "b's only version and a's second");
-        assert_eq!((table.days[2], table.at[2]), (day(3), at(3)));
-        assert_eq!(table.measure(2 * 2), Measure::Number(7.0));
-        assert_eq!(
-            table.measure(2 * 2 + 1),
-            Measure::Absent,
-            "the old text does not leak into the new version"
-        );
-        assert_eq!(table.measure(1), Measure::Text("x".into()));
-        assert_eq!(table.measure(2), Measure::Absent);
-    }
-
-    #[test]
-    fn filtered_records_and_tags_keep_to_their_version() {
-        let day = Day::new(chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap());
-        let tags = |t: &[&str]| vec![t.iter().map(|s| (*s).to_owned()).collect::<BTreeSet<_>>()];
-        let mut table = NewestById::default();
-        table.keep(
-            "a",
-            day,
-            at(1),
-            [Measure::Excluded].into_iter(),
-            tags(&["gym"]),
-        );
-        table.keep(
-            "b",
-            day,
-            at(2),
-            [Measure::Number(2.0)].into_iter(),
-            tags(&[]),
-        );
-        table.keep(
-            "a",
-            day,
-            at(3),
-            [Measure::Number(3.0)].into_iter(),
-            tags(&["work"]),
-        );
-        assert_eq!(table.measure(0), Measure::Excluded);
-        assert_eq!(table.measure(2), Measure::Number(3.0));
-        assert_eq!(table.tags[2], tags(&["work"])[0]);
-        assert!(table.tags[1].is_empty());
-    }
-
-    #[test]
-    fn id_hashes_differ_for_near_ids() {
-        let hashes: std::collections::HashSet<u128> =
-            (0..10_000).map(|i| id_hash(&format!("r{i}"))).collect();
-        assert_eq!(hashes.len(), 10_000);
-    }
 }
