@@ -20,7 +20,7 @@ use super::{DayBasis, Mode};
 use crate::config::{Config, PullMode, SourceConfig};
 use crate::sources::ContentFingerprint;
 use crate::store::{Reader, SettledContent, Store, StoreError};
-use exist_api::types::AttributeName;
+use exist_api::types::{AttributeName, Day};
 
 /// What decides a whole source's day values besides its content and the state, as text,
 /// fixed when the run's pull of the source begins.
@@ -33,15 +33,17 @@ pub(super) struct Inputs {
 }
 
 impl Inputs {
-    /// The inputs of `source`, when this run may skip it and remember it: an incremental run
-    /// of a source read whole that computes every one of its attributes. A full sync and a
-    /// backfill always reduce; a run narrowed by `--attribute` neither skips nor remembers.
+    /// The inputs of `source` on the user's day `today`, when this run may skip it and
+    /// remember it: an incremental run of a source read whole that computes every one of its
+    /// attributes. A full sync and a backfill always reduce; a run narrowed by `--attribute`
+    /// neither skips nor remembers.
     pub fn of(
         config: &Config,
         source: &SourceConfig,
         resolved: &[Resolved<'_>],
         selected: &[usize],
         basis: DayBasis,
+        today: Day,
         mode: Mode,
     ) -> Option<Self> {
         if mode != Mode::Incremental || source.kind.pull_mode() != PullMode::Whole {
@@ -55,7 +57,7 @@ impl Inputs {
         let mut text = format!(
             "exist-agent {}\nsource {source:?}\nbasis {basis} today {}\nresync {}\n",
             env!("CARGO_PKG_VERSION"),
-            basis.today(),
+            today,
             config.agent.resync_days
         );
         let mut owned = Vec::new();
@@ -113,5 +115,62 @@ impl Inputs {
         store.transaction(|tx| {
             tx.set_settled_content(&self.source, &SettledContent { context, content })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn a_new_day_is_another_context_so_every_source_is_read_again() {
+        let config = Config::parse(
+            Path::new("/t.toml"),
+            r#"
+[exist]
+client_id = "x"
+
+[[source]]
+name = "walks"
+kind = "file"
+path = "w.jsonl"
+date_field = "start"
+
+[[attribute]]
+label = "Walks"
+group = "activity"
+value_type = "integer"
+source = "walks"
+aggregate = "count"
+"#,
+        )
+        .unwrap();
+        let resolved = super::super::attributes::resolve(&config, &[]);
+        let basis = DayBasis {
+            tz: chrono_tz::Europe::Berlin,
+            day_starts: chrono::NaiveTime::MIN,
+        };
+        let on = |day: &str, mode| {
+            let today = Day::new(day.parse().unwrap());
+            Inputs::of(
+                &config,
+                &config.sources[0],
+                &resolved,
+                &[0],
+                basis,
+                today,
+                mode,
+            )
+            .map(|inputs| inputs.text)
+        };
+        let monday = on("2026-11-30", Mode::Incremental).unwrap();
+        assert_eq!(Some(&monday), on("2026-11-30", Mode::Incremental).as_ref());
+        assert_ne!(Some(&monday), on("2026-12-01", Mode::Incremental).as_ref());
+        assert_eq!(
+            on("2026-11-30", Mode::Full),
+            None,
+            "a full sync always reduces"
+        );
     }
 }

@@ -345,8 +345,15 @@ pub async fn sync(
             continue;
         }
         let forced = options.forced_sources.contains(&source.name);
-        let inputs =
-            fingerprint::Inputs::of(config, source, &resolved, &selected, basis, options.mode);
+        let inputs = fingerprint::Inputs::of(
+            config,
+            source,
+            &resolved,
+            &selected,
+            basis,
+            basis.today(),
+            options.mode,
+        );
         let known = match &inputs {
             Some(inputs) => match inputs.known(&store.read()) {
                 Ok(known) => known,
