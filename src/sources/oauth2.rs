@@ -3,9 +3,10 @@
 //! `state` checked and a PKCE challenge), and the tokens live in their own entry of the same
 //! store (keyring, or a 0600 file named after the source).
 //!
-//! As with Exist's tokens: refreshed only when they expire (or the provider answers 401), one
-//! refresh at a time across processes (a lock file per source), and the new pair stored before
-//! it is used, because providers rotate refresh tokens: the old one dies with the refresh.
+//! As with Exist's tokens, and by the same [`Refresher`]: refreshed only when they expire (or
+//! the provider answers 401), one refresh at a time across processes (a lock file per source),
+//! and the new pair stored before it is used, because providers rotate refresh tokens: the old
+//! one dies with the refresh.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,7 +17,8 @@ use serde_json::Value;
 use crate::config::{OAuth2Config, TokenStoreKind};
 use crate::error::{Classify, ErrorKind};
 use crate::exist::TokenLock;
-use exist_api::auth::{self as exist_auth, LockFailure, RefreshLock};
+use exist_api::auth::{self as exist_auth, LockFailure};
+use exist_api::refresh::{Exchange, RefreshFailure, Refresher};
 use exist_api::tokens::{TokenPair, TokenStore, TokenStoreError};
 use exist_api::Secret;
 
@@ -128,118 +130,71 @@ fn refresh_lock(state_dir: &Path, name: &str) -> TokenLock {
     TokenLock::at(PathBuf::from(state_dir).join(format!("token-{name}.lock")))
 }
 
-/// A source's access token, refreshed only when needed.
+/// A source's access token, refreshed only when needed (see [`Refresher`]).
 #[derive(Debug)]
-pub struct SourceAuth {
+pub struct SourceAuth(Refresher<SourceExchange>);
+
+/// A provider's token request, as the source's configuration describes it.
+struct SourceExchange {
     name: String,
     config: OAuth2Config,
-    store: TokenStore,
-    lock: TokenLock,
     http: reqwest::Client,
-    current: tokio::sync::Mutex<Option<TokenPair>>,
+}
+
+impl Exchange for SourceExchange {
+    type Error = SourceAuthError;
+
+    async fn exchange(
+        &self,
+        _stored: &TokenPair,
+        refresh_token: &Secret,
+    ) -> Result<TokenPair, SourceAuthError> {
+        let form = vec![
+            ("grant_type", "refresh_token".to_owned()),
+            ("refresh_token", refresh_token.expose().to_owned()),
+        ];
+        exchange(&self.http, &self.name, &self.config, form).await
+    }
+
+    fn failure(&self, failure: RefreshFailure) -> SourceAuthError {
+        let source_name = self.name.clone();
+        match failure {
+            RefreshFailure::NoToken => SourceAuthError::NoToken { source_name },
+            RefreshFailure::NoRefreshToken => SourceAuthError::Refused {
+                source_name,
+                detail: "the token has expired and there is no refresh token".into(),
+            },
+            RefreshFailure::Store(e) => SourceAuthError::Store(e),
+            RefreshFailure::Lock(e) => SourceAuthError::Lock(e),
+        }
+    }
+
+    fn whose(&self) -> String {
+        format!("source {:?}", self.name)
+    }
 }
 
 impl SourceAuth {
     /// The tokens of source `name` in `store`; refreshes lock a file in `state_dir`.
     pub fn new(name: &str, config: &OAuth2Config, store: TokenStore, state_dir: &Path) -> Self {
-        Self {
+        let exchange = SourceExchange {
             name: name.to_owned(),
             config: config.clone(),
-            store,
-            lock: refresh_lock(state_dir, name),
             http: token_client(),
-            current: tokio::sync::Mutex::new(None),
-        }
+        };
+        let lock = std::sync::Arc::new(refresh_lock(state_dir, name));
+        Self(Refresher::new(exchange, store, lock, REFRESH_MARGIN))
     }
 
     /// The token to use now: the stored one, refreshed first when it is about to expire.
     pub async fn access_token(&self) -> Result<Secret, SourceAuthError> {
-        let mut current = self.current.lock().await;
-        let pair = match current.take() {
-            Some(pair) => pair,
-            None => self.load().await?,
-        };
-        let pair = if pair.expires_within(Utc::now(), REFRESH_MARGIN) {
-            self.refresh(&pair).await?
-        } else {
-            pair
-        };
-        let token = pair.access_token.clone();
-        *current = Some(pair);
-        Ok(token)
+        self.0.access_token().await
     }
 
     /// The provider answered 401 to `rejected`: refresh (unless another process already did)
     /// and return the token to retry with.
     pub async fn after_unauthorized(&self, rejected: &Secret) -> Result<Secret, SourceAuthError> {
-        let mut current = self.current.lock().await;
-        let seen = match current.take() {
-            Some(pair) => pair,
-            None => self.load().await?,
-        };
-        let pair = if seen.access_token == *rejected {
-            self.refresh(&seen).await?
-        } else {
-            seen
-        };
-        let token = pair.access_token.clone();
-        *current = Some(pair);
-        Ok(token)
-    }
-
-    async fn load(&self) -> Result<TokenPair, SourceAuthError> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.load())
-            .await
-            .map_err(|e| self.login_error(format!("the token store thread failed: {e}")))??
-            .ok_or_else(|| SourceAuthError::NoToken {
-                source_name: self.name.clone(),
-            })
-    }
-
-    fn login_error(&self, detail: String) -> SourceAuthError {
-        SourceAuthError::Login {
-            source_name: self.name.clone(),
-            detail,
-        }
-    }
-
-    /// Refreshes `seen` under the cross-process lock, unless the stored pair already moved on.
-    async fn refresh(&self, seen: &TokenPair) -> Result<TokenPair, SourceAuthError> {
-        let lock = self.lock.clone();
-        let _held = tokio::task::spawn_blocking(move || lock.acquire())
-            .await
-            .map_err(|e| self.login_error(format!("the lock thread failed: {e}")))??;
-        let stored = self.load().await?;
-        if stored.access_token != seen.access_token {
-            tracing::debug!(source = %self.name, "another process refreshed the token already; using its pair");
-            return Ok(stored);
-        }
-        let Some(refresh_token) = &stored.refresh_token else {
-            return Err(SourceAuthError::Refused {
-                source_name: self.name.clone(),
-                detail: "the token has expired and there is no refresh token".into(),
-            });
-        };
-        let form = vec![
-            ("grant_type", "refresh_token".to_owned()),
-            ("refresh_token", refresh_token.expose().to_owned()),
-        ];
-        let mut pair = exchange(&self.http, &self.name, &self.config, form).await?;
-        if pair.refresh_token.is_none() {
-            pair.refresh_token = stored.refresh_token.clone();
-        }
-        if pair.scopes.is_empty() {
-            pair.scopes = stored.scopes.clone();
-        }
-        // The old refresh token may be dead now: the new pair is durable before anything uses it.
-        let store = self.store.clone();
-        let to_save = pair.clone();
-        tokio::task::spawn_blocking(move || store.save(&to_save))
-            .await
-            .map_err(|e| self.login_error(format!("the token store thread failed: {e}")))??;
-        tracing::info!(source = %self.name, expires_at = ?pair.expires_at, "source token refreshed and stored");
-        Ok(pair)
+        self.0.after_unauthorized(rejected).await
     }
 }
 

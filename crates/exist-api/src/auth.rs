@@ -2,7 +2,8 @@
 //! token every API call uses, refreshed only when it is about to expire or after a 401.
 //!
 //! A refresh rotates both tokens, so it runs under a cross-process lock, re-reads the stored pair
-//! first (another process may have refreshed already), and stores the new pair before using it.
+//! first (another process may have refreshed already), and stores the new pair before using it:
+//! the [`Refresher`] every provider's tokens share.
 
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use oauth2::{
 };
 use url::Url;
 
+use super::refresh::{Exchange, RefreshFailure, Refresher};
 use super::tokens::{TokenPair, TokenStore, TokenStoreError};
 use crate::error_chain;
 use crate::secret::Secret;
@@ -207,114 +209,72 @@ fn explain_token_error<RE: std::error::Error + 'static>(
     }
 }
 
-/// The access token for API calls, refreshed only when needed.
-pub struct Auth {
+/// The access token for API calls, refreshed only when needed (see [`Refresher`]).
+pub struct Auth(Refresher<ExistExchange>);
+
+/// Exist's token request: the oauth2 crate's refresh-token grant.
+struct ExistExchange {
     config: App,
-    store: TokenStore,
-    lock: std::sync::Arc<dyn RefreshLock>,
     http: reqwest::Client,
-    current: tokio::sync::Mutex<Option<TokenPair>>,
 }
 
-impl Auth {
-    /// Tokens from `store`, for `app`; refreshes are serialized through `lock`.
-    pub fn new(app: App, store: TokenStore, lock: std::sync::Arc<dyn RefreshLock>) -> Self {
-        Self {
-            config: app,
-            store,
-            lock,
-            http: token_http_client(),
-            current: tokio::sync::Mutex::new(None),
-        }
-    }
+impl Exchange for ExistExchange {
+    type Error = AuthError;
 
-    /// The token store in use.
-    pub fn store(&self) -> &TokenStore {
-        &self.store
-    }
-
-    /// The access token to use now: the stored one, refreshed first if it expires within a day.
-    pub async fn access_token(&self) -> Result<Secret, AuthError> {
-        let mut current = self.current.lock().await;
-        let pair = match current.take() {
-            Some(pair) => pair,
-            None => self.load().await?.ok_or(AuthError::NoToken)?,
-        };
-        let pair = if pair.expires_within(Utc::now(), REFRESH_MARGIN) {
-            self.refresh(&pair).await?
-        } else {
-            pair
-        };
-        let token = pair.access_token.clone();
-        *current = Some(pair);
-        Ok(token)
-    }
-
-    /// Exist answered 401 to `rejected`: refresh (unless another process already did) and
-    /// return the token to retry with.
-    pub async fn after_unauthorized(&self, rejected: &Secret) -> Result<Secret, AuthError> {
-        let mut current = self.current.lock().await;
-        let pair = match current.take() {
-            Some(pair) if pair.access_token != *rejected => pair,
-            Some(pair) => self.refresh(&pair).await?,
-            None => {
-                let stored = self.load().await?.ok_or(AuthError::NoToken)?;
-                if stored.access_token == *rejected {
-                    self.refresh(&stored).await?
-                } else {
-                    stored
-                }
-            }
-        };
-        let token = pair.access_token.clone();
-        *current = Some(pair);
-        Ok(token)
-    }
-
-    async fn load(&self) -> Result<Option<TokenPair>, AuthError> {
-        let store = self.store.clone();
-        Ok(tokio::task::spawn_blocking(move || store.load())
-            .await
-            .expect("token store thread panicked")?)
-    }
-
-    /// Refreshes `seen` under the cross-process lock, unless the stored pair already moved on.
-    async fn refresh(&self, seen: &TokenPair) -> Result<TokenPair, AuthError> {
-        let lock = std::sync::Arc::clone(&self.lock);
-        let _lock = tokio::task::spawn_blocking(move || lock.acquire())
-            .await
-            .map_err(|e| LockFailure {
-                message: format!("the lock thread failed: {e}"),
-                busy: false,
-            })??;
-        let stored = self.load().await?.ok_or(AuthError::NoToken)?;
-        if stored.access_token != seen.access_token {
-            tracing::debug!("another process refreshed the token already; using its pair");
-            return Ok(stored);
-        }
-        let Some(refresh_token) = &stored.refresh_token else {
-            return Err(AuthError::Refused(
-                "the token has expired and cannot be refreshed (no refresh token)".into(),
-            ));
-        };
+    async fn exchange(
+        &self,
+        stored: &TokenPair,
+        refresh_token: &Secret,
+    ) -> Result<TokenPair, AuthError> {
         let client = oauth_client(&self.config)?;
         let response = client
             .exchange_refresh_token(&RefreshToken::new(refresh_token.expose().to_owned()))
             .request_async(&self.http)
             .await
             .map_err(explain_token_error)?;
-        let mut pair = pair_from(&response, &stored.scopes);
-        if pair.refresh_token.is_none() {
-            pair.refresh_token = stored.refresh_token.clone();
+        Ok(pair_from(&response, &stored.scopes))
+    }
+
+    fn failure(&self, failure: RefreshFailure) -> AuthError {
+        match failure {
+            RefreshFailure::NoToken => AuthError::NoToken,
+            RefreshFailure::NoRefreshToken => AuthError::Refused(
+                "the token has expired and cannot be refreshed (no refresh token)".into(),
+            ),
+            RefreshFailure::Store(e) => AuthError::Store(e),
+            RefreshFailure::Lock(e) => AuthError::Lock(e),
         }
-        // The old pair is now dead at Exist: the new one must be durable before anything uses it.
-        let store = self.store.clone();
-        let to_save = pair.clone();
-        tokio::task::spawn_blocking(move || store.save(&to_save))
-            .await
-            .expect("token store thread panicked")?;
-        tracing::info!(expires_at = ?pair.expires_at, "Exist token refreshed and stored");
-        Ok(pair)
+    }
+
+    fn whose(&self) -> String {
+        "Exist".into()
+    }
+}
+
+impl Auth {
+    /// Tokens from `store`, for `app`; refreshes are serialized through `lock`.
+    pub fn new(app: App, store: TokenStore, lock: std::sync::Arc<dyn RefreshLock>) -> Self {
+        let exchange = ExistExchange {
+            config: app,
+            http: token_http_client(),
+        };
+        Self(Refresher::new(exchange, store, lock, REFRESH_MARGIN))
+    }
+
+    /// The token store in use.
+    pub fn store(&self) -> &TokenStore {
+        self.0.store()
+    }
+
+    /// The access token to use now: the stored one, refreshed first if it expires within a day.
+    pub async fn access_token(&self) -> Result<Secret, AuthError> {
+        self.0.access_token().await
+    }
+
+    /// Exist answered 401 to `rejected`: refresh (unless another process already did) and
+    /// return the token to retry with.
+    pub async fn after_unauthorized(&self, rejected: &Secret) -> Result<Secret, AuthError> {
+        self.0.after_unauthorized(rejected).await
     }
 }
 

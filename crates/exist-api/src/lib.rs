@@ -14,6 +14,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod refresh;
 pub mod secret;
 pub mod templates;
 pub mod tokens;
