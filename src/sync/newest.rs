@@ -75,7 +75,7 @@ impl Versions {
         16 + 4 + 8 + 4 + 8 * rules
     }
 
-    /// Writes the version at `i` (in memory: its index is its slot).
+    /// Writes the version at `i`, its id carrying its slot (as versions in memory do).
     fn write(&self, i: usize, rules: usize, out: &mut impl Write) -> io::Result<()> {
         let at = self.at[i].and_utc();
         out.write_all(&self.ids[i].to_le_bytes())?;
@@ -128,6 +128,7 @@ pub(super) struct NewestById {
     tags: Vec<BTreeSet<String>>,
     /// The parts on disk, once there are more than `in_memory` versions.
     parts: Option<Vec<BufWriter<File>>>,
+    /// How many versions memory holds before they go to disk ([`IN_MEMORY`]).
     in_memory: usize,
     /// Where the parts go.
     dir: std::path::PathBuf,
