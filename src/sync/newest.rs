@@ -25,18 +25,19 @@ const PARTS: usize = 16;
 /// Versions, column by column.
 #[derive(Debug, Default)]
 struct Versions {
-    /// A 96-bit hash of each version's id (a collision is out of reach) in the high bits; in
-    /// the low 32 its slot, or its index here once read back from disk: sorting these plain
-    /// integers groups the versions of an id, the newest (last to come) last.
+    /// A 96-bit hash of each version's id (a collision is out of reach) in the high bits, its
+    /// index here in the low 32: sorting these plain integers groups the versions of an id, the
+    /// newest (last to come) last.
     ids: Vec<u128>,
-    /// Each version's slot (the order it came in among all), when it is not its index here
-    /// (versions read back from disk).
-    slots: Vec<u32>,
     days: Vec<Day>,
     at: Vec<NaiveDateTime>,
-    /// One per rule and version: the number, NaN for an absent measure or one kept in
-    /// [`NewestById::rare`], negative infinity for one left out by `where`.
+    /// One per rule and version: the number, NaN for an absent measure or a text (in
+    /// `texts`), negative infinity for one left out by `where`.
     numbers: Vec<f64>,
+    /// Text measures, by `index * rules + rule`.
+    texts: HashMap<usize, String>,
+    /// One per `[[tags]]` table and version (`index * tables + table`): the tags it holds.
+    tags: Vec<BTreeSet<String>>,
 }
 
 impl Versions {
@@ -46,15 +47,11 @@ impl Versions {
 
     fn clear(&mut self) {
         self.ids.clear();
-        self.slots.clear();
         self.days.clear();
         self.at.clear();
         self.numbers.clear();
-    }
-
-    /// The slot of the version at `index`.
-    fn slot(&self, index: usize) -> usize {
-        self.slots.get(index).map_or(index, |&s| s as usize)
+        self.texts.clear();
+        self.tags.clear();
     }
 
     /// The newest version of each id, by index, in day order (so that each day's accumulators
@@ -70,45 +67,102 @@ impl Versions {
         newest
     }
 
-    /// Bytes of one version on disk, with `rules` numbers.
-    fn width(rules: usize) -> usize {
-        16 + 4 + 8 + 4 + 8 * rules
-    }
-
-    /// Writes the version at `i`, its id carrying its slot (as versions in memory do).
-    fn write(&self, i: usize, rules: usize, out: &mut impl Write) -> io::Result<()> {
+    /// Writes the version at `i`: its hash, day, time and numbers, then its texts and tags.
+    fn write(&self, i: usize, rules: usize, tables: usize, out: &mut impl Write) -> io::Result<()> {
         let at = self.at[i].and_utc();
-        out.write_all(&self.ids[i].to_le_bytes())?;
+        out.write_all(&(self.ids[i] >> 32).to_le_bytes())?;
         out.write_all(&self.days[i].date().num_days_from_ce().to_le_bytes())?;
         out.write_all(&at.timestamp().to_le_bytes())?;
         out.write_all(&at.timestamp_subsec_nanos().to_le_bytes())?;
         for x in &self.numbers[i * rules..(i + 1) * rules] {
             out.write_all(&x.to_le_bytes())?;
         }
-        Ok(())
-    }
-
-    fn read(&mut self, bytes: &[u8], rules: usize) -> io::Result<()> {
-        let corrupt = || io::Error::new(io::ErrorKind::InvalidData, "a version on disk is corrupt");
-        let take = |at: usize, n: usize| bytes.get(at..at + n).ok_or_else(corrupt);
-        let id = u128::from_le_bytes(take(0, 16)?.try_into().map_err(|_| corrupt())?);
-        let day = i32::from_le_bytes(take(16, 4)?.try_into().map_err(|_| corrupt())?);
-        let secs = i64::from_le_bytes(take(20, 8)?.try_into().map_err(|_| corrupt())?);
-        let nanos = u32::from_le_bytes(take(28, 4)?.try_into().map_err(|_| corrupt())?);
-        let day = NaiveDate::from_num_days_from_ce_opt(day).ok_or_else(corrupt)?;
-        let at = DateTime::from_timestamp(secs, nanos).ok_or_else(corrupt)?;
-        // On disk the low bits are the slot; here they become the index.
-        self.slots.push(id as u32);
-        self.ids.push(id >> 32 << 32 | self.ids.len() as u128);
-        self.days.push(Day::new(day));
-        self.at.push(at.naive_utc());
-        for r in 0..rules {
-            let x = take(32 + 8 * r, 8)?;
-            self.numbers
-                .push(f64::from_le_bytes(x.try_into().map_err(|_| corrupt())?));
+        let texts: Vec<(usize, &String)> = (0..rules)
+            .filter_map(|r| self.texts.get(&(i * rules + r)).map(|t| (r, t)))
+            .collect();
+        write_len(out, texts.len())?;
+        for (rule, text) in texts {
+            write_len(out, rule)?;
+            write_text(out, text)?;
+        }
+        for set in &self.tags[i * tables..(i + 1) * tables] {
+            write_len(out, set.len())?;
+            for tag in set {
+                write_text(out, tag)?;
+            }
         }
         Ok(())
     }
+
+    /// Reads one version [`Self::write`] wrote; false at the end of the input.
+    fn read(&mut self, input: &mut impl BufRead, rules: usize, tables: usize) -> io::Result<bool> {
+        if input.fill_buf()?.is_empty() {
+            return Ok(false);
+        }
+        let hash = u128::from_le_bytes(read_array(input)?);
+        let day = NaiveDate::from_num_days_from_ce_opt(i32::from_le_bytes(read_array(input)?));
+        let at = DateTime::from_timestamp(
+            i64::from_le_bytes(read_array(input)?),
+            u32::from_le_bytes(read_array(input)?),
+        );
+        let (Some(day), Some(at)) = (day, at) else {
+            return Err(corrupt());
+        };
+        let index = self.len();
+        self.ids.push(hash << 32 | index as u128);
+        self.days.push(Day::new(day));
+        self.at.push(at.naive_utc());
+        for _ in 0..rules {
+            self.numbers.push(f64::from_le_bytes(read_array(input)?));
+        }
+        for _ in 0..read_len(input)? {
+            let rule = read_len(input)?;
+            if rule >= rules {
+                return Err(corrupt());
+            }
+            self.texts.insert(index * rules + rule, read_text(input)?);
+        }
+        for _ in 0..tables {
+            let tags = (0..read_len(input)?)
+                .map(|_| read_text(input))
+                .collect::<io::Result<_>>()?;
+            self.tags.push(tags);
+        }
+        Ok(true)
+    }
+}
+
+fn corrupt() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        "a record version kept on disk is corrupt",
+    )
+}
+
+fn read_array<const N: usize>(input: &mut impl Read) -> io::Result<[u8; N]> {
+    let mut bytes = [0; N];
+    input.read_exact(&mut bytes)?;
+    Ok(bytes)
+}
+
+fn write_len(out: &mut impl Write, n: usize) -> io::Result<()> {
+    let n = u32::try_from(n).map_err(|_| io::Error::other("a text over 4 GiB"))?;
+    out.write_all(&n.to_le_bytes())
+}
+
+fn read_len(input: &mut impl Read) -> io::Result<usize> {
+    Ok(u32::from_le_bytes(read_array(input)?) as usize)
+}
+
+fn write_text(out: &mut impl Write, text: &str) -> io::Result<()> {
+    write_len(out, text.len())?;
+    out.write_all(text.as_bytes())
+}
+
+fn read_text(input: &mut impl Read) -> io::Result<String> {
+    let mut bytes = vec![0; read_len(input)?];
+    input.read_exact(&mut bytes)?;
+    String::from_utf8(bytes).map_err(|_| corrupt())
 }
 
 /// The newest version of each id of a source read whole.
@@ -120,12 +174,6 @@ pub(super) struct NewestById {
     tables: usize,
     /// Versions not yet on disk.
     memory: Versions,
-    /// Versions taken in.
-    slots: usize,
-    /// Text and unusable measures, by slot and rule (`slot * rules + rule`).
-    rare: HashMap<usize, Measure>,
-    /// One per `[[tags]]` table and slot: the tags the version holds.
-    tags: Vec<BTreeSet<String>>,
     /// The parts on disk, once there are more than `in_memory` versions.
     parts: Option<Vec<BufWriter<File>>>,
     /// How many versions memory holds before they go to disk ([`IN_MEMORY`]).
@@ -141,16 +189,14 @@ impl NewestById {
             rules,
             tables,
             memory: Versions::default(),
-            slots: 0,
-            rare: HashMap::new(),
-            tags: Vec::new(),
             parts: None,
             in_memory: IN_MEMORY,
             dir: std::env::temp_dir(),
         }
     }
 
-    /// Keeps one version: a failure is writing it to disk.
+    /// Keeps one version: a failure is writing it to disk. An unusable measure was named and
+    /// left out by the caller; here it is absent.
     pub fn keep(
         &mut self,
         id: &str,
@@ -159,21 +205,21 @@ impl NewestById {
         measures: impl Iterator<Item = Measure>,
         tags: Vec<BTreeSet<String>>,
     ) -> io::Result<()> {
-        let slot = self.slots;
-        self.slots += 1;
-        self.tags.extend(tags);
-        self.memory.ids.push(id_hash(id) << 32 | slot as u128);
-        self.memory.days.push(day);
-        self.memory.at.push(at);
+        let memory = &mut self.memory;
+        let index = memory.len();
+        memory.tags.extend(tags);
+        memory.ids.push(id_hash(id) << 32 | index as u128);
+        memory.days.push(day);
+        memory.at.push(at);
         for (rule, measure) in measures.enumerate() {
-            self.memory.numbers.push(match measure {
+            memory.numbers.push(match measure {
                 Measure::Number(x) => x,
-                Measure::Absent => f64::NAN,
+                Measure::Absent | Measure::Bad(_) => f64::NAN,
                 // Measures are finite, so an infinity is free to mean "left out by `where`"
                 // without a map entry for every record a filter drops.
                 Measure::Excluded => f64::NEG_INFINITY,
-                other => {
-                    self.rare.insert(slot * self.rules + rule, other);
+                Measure::Text(text) => {
+                    memory.texts.insert(index * self.rules + rule, text);
                     f64::NAN
                 }
             });
@@ -199,7 +245,7 @@ impl NewestById {
         };
         for i in 0..self.memory.len() {
             let part = &mut parts[part_of(self.memory.ids[i])];
-            self.memory.write(i, self.rules, part)?;
+            self.memory.write(i, self.rules, self.tables, part)?;
         }
         self.memory.clear();
         Ok(())
@@ -217,17 +263,13 @@ impl NewestById {
         self.spill()?;
         // Its room is not needed again: each part is smaller.
         self.memory = Versions::default();
-        let mut version = vec![0; Versions::width(self.rules)];
         let mut versions = Versions::default();
         for part in self.parts.take().into_iter().flatten() {
             let mut file = part.into_inner().map_err(io::IntoInnerError::into_error)?;
             file.rewind()?;
             let mut file = BufReader::with_capacity(1 << 16, file);
             versions.clear();
-            while !file.fill_buf()?.is_empty() {
-                file.read_exact(&mut version)?;
-                versions.read(&version, self.rules)?;
-            }
+            while versions.read(&mut file, self.rules, self.tables)? {}
             self.hand_over(&mut versions, &mut take);
         }
         Ok(())
@@ -241,44 +283,47 @@ impl NewestById {
     ) {
         let newest = versions.newest();
         let day = |i: u32| versions.days[i as usize];
-        for group in newest.chunk_by(|&a, &b| day(a) == day(b)) {
-            let mut day = DayVersions {
-                versions,
-                members: group,
+        let groups: Vec<(Day, usize)> = newest
+            .chunk_by(|&a, &b| day(a) == day(b))
+            .map(|group| (day(group[0]), group.len()))
+            .collect();
+        let mut start = 0;
+        for (day, len) in groups {
+            let mut versions = DayVersions {
+                versions: &mut *versions,
+                members: &newest[start..start + len],
                 rules: self.rules,
                 tables: self.tables,
-                rare: &self.rare,
-                tags: &mut self.tags,
             };
-            take(versions.days[group[0] as usize], &mut day);
+            take(day, &mut versions);
+            start += len;
         }
     }
 }
 
 /// The newest versions that fall on one day.
 pub(super) struct DayVersions<'a> {
-    versions: &'a Versions,
+    versions: &'a mut Versions,
     members: &'a [u32],
     rules: usize,
     tables: usize,
-    rare: &'a HashMap<usize, Measure>,
-    tags: &'a mut Vec<BTreeSet<String>>,
 }
 
 impl DayVersions<'_> {
     /// Each version's time and its measure for rule `rule`.
     pub fn measures(&self, rule: usize) -> impl Iterator<Item = (NaiveDateTime, Measure)> + '_ {
         self.members.iter().map(move |&i| {
-            let (i, slot) = (i as usize, self.versions.slot(i as usize));
-            let measure = match self.versions.numbers[i * self.rules + rule] {
+            let position = i as usize * self.rules + rule;
+            let measure = match self.versions.numbers[position] {
                 f64::NEG_INFINITY => Measure::Excluded,
                 x if !x.is_nan() => Measure::Number(x),
                 _ => self
-                    .rare
-                    .get(&(slot * self.rules + rule))
-                    .cloned()
-                    .unwrap_or(Measure::Absent),
+                    .versions
+                    .texts
+                    .get(&position)
+                    .map_or(Measure::Absent, |t| Measure::Text(t.clone())),
             };
+            let i = i as usize;
             (self.versions.at[i], measure)
         })
     }
@@ -286,11 +331,9 @@ impl DayVersions<'_> {
     /// The tags each version holds for `[[tags]]` table `table` (taken: asked once).
     pub fn take_tags(&mut self, table: usize) -> impl Iterator<Item = BTreeSet<String>> + '_ {
         let tables = self.tables;
-        let versions = self.versions;
-        let tags = &mut *self.tags;
+        let tags = &mut self.versions.tags;
         self.members.iter().map(move |&i| {
-            let slot = versions.slot(i as usize);
-            tags.get_mut(slot * tables + table)
+            tags.get_mut(i as usize * tables + table)
                 .map(std::mem::take)
                 .unwrap_or_default()
         })
