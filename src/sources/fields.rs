@@ -95,30 +95,27 @@ impl Projection {
     /// Keeps the top-level fields that `paths` start with.
     pub fn of<'a>(paths: impl IntoIterator<Item = &'a super::FieldPath>) -> Self {
         let mut projection = Self::default();
-        projection.add(paths);
-        projection
-    }
-
-    /// Also keeps the top-level fields that `paths` start with.
-    pub fn add<'a>(&mut self, paths: impl IntoIterator<Item = &'a super::FieldPath>) {
         for path in paths {
             for name in path.top_names() {
-                if !self.names.iter().any(|(n, _)| **n == *name) {
-                    self.names.push((name.into(), Key::of(name)));
-                }
+                projection.keep(name, Key::of(name));
             }
         }
+        projection
     }
 
     /// Also keeps what `other` keeps.
     pub fn union(mut self, other: &Projection) -> Self {
         self.everything |= other.everything;
         for (name, key) in &other.names {
-            if !self.names.iter().any(|(n, _)| n == name) {
-                self.names.push((name.clone(), *key));
-            }
+            self.keep(name, *key);
         }
         self
+    }
+
+    fn keep(&mut self, name: &str, key: Key) {
+        if !self.names.iter().any(|(n, _)| **n == *name) {
+            self.names.push((name.into(), key));
+        }
     }
 
     /// The key a field named `name` is kept under, if it is kept.

@@ -108,8 +108,6 @@ pub struct Probe {
 struct Found<'a> {
     /// The pointer to them.
     at: String,
-    /// How many there are.
-    count: usize,
     /// Each record, unparsed.
     items: Vec<&'a RawValue>,
 }
@@ -212,13 +210,13 @@ impl HttpSource {
                     headers: &page.headers,
                     body,
                     raw: &page.body,
-                    records: found.count,
+                    records: found.items.len(),
                     total,
                 })
                 .map_err(|stop| self.stopped(&url, stop));
             // The page is handed over even when its next one cannot be followed: its records
             // are good, only the cursor stays behind.
-            let count = found.count;
+            let count = found.items.len();
             self.deliver_page(found.items, page_number, sink, summary)?;
             summary.pages += 1;
             let next = next?;
@@ -453,7 +451,7 @@ impl HttpSource {
             })?;
         Ok(Probe {
             url,
-            records: found.count,
+            records: found.items.len(),
             at: found.at,
         })
     }
@@ -579,11 +577,7 @@ fn find_records<'a>(
     records: Option<&JsonPointer>,
     reply: &'a RawValue,
 ) -> Result<Found<'a>, String> {
-    let found = |at: String, items: Vec<&'a RawValue>| Found {
-        at,
-        count: items.len(),
-        items,
-    };
+    let found = |at: String, items: Vec<&'a RawValue>| Found { at, items };
     let Some(pointer) = records else {
         return match body::kind(reply) {
             body::Kind::Array => Ok(found(String::new(), body::items(reply))),
@@ -675,7 +669,7 @@ mod tests {
         let pointer = records.map(|p| JsonPointer::parse(p).unwrap());
         let text = body.to_string();
         let raw = body::parse(text.as_bytes()).unwrap();
-        find_records(pointer.as_ref(), raw).map(|f| (f.at, f.count))
+        find_records(pointer.as_ref(), raw).map(|f| (f.at, f.items.len()))
     }
 
     #[test]
@@ -717,7 +711,7 @@ mod tests {
         let text = json!({"a/b": {"c~d": {"steps": 3}}}).to_string();
         let pointer = JsonPointer::parse("/a~1b/c~0d").unwrap();
         let f = find_records(Some(&pointer), body::parse(text.as_bytes()).unwrap()).unwrap();
-        assert_eq!(f.count, 1);
+        assert_eq!(f.items.len(), 1);
         assert_eq!(f.items[0].get(), r#"{"steps":3}"#);
     }
 

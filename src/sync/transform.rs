@@ -15,9 +15,7 @@ use std::collections::BTreeSet;
 use regex::Regex;
 use serde_json::Value as Json;
 
-use crate::sources::Fields;
-
-use crate::sources::FieldPath;
+use crate::sources::{FieldPath, Fields};
 use exist_api::types::ValueType;
 
 /// How an attribute turns each record into what it aggregates. The default does nothing: every
